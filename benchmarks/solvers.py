@@ -1,0 +1,44 @@
+"""Core solvers: SDP (Clarabel, SCS) vs first-order vs reduced on two-level problems, and the
+first-order solver alone on long-tailed counts (issue: Core)."""
+from __future__ import annotations
+
+from common import table, timed
+
+from layerpeeled import LPMProblem, long_tailed_counts, solve, step_counts
+
+
+def run(args) -> str:
+    out = []
+    rows = []
+    for K in args.two_level_K:
+        P = LPMProblem(step_counts(K // 2, K // 2, 100.0, nA=5000), 5.0, 1.0)
+        t_red, red = timed(lambda: solve(P, "reduced", tol=1e-9), repeats=20)
+        row = [K, t_red * 1e3, f"{red.gap:.1e}"]
+        t_fo, fo = timed(lambda: solve(P, "first-order", tol=1e-9))
+        row += [t_fo, f"{fo.gap:.1e}", f"{abs(fo.value - red.value) / red.value:.1e}"]
+        for method in ("sdp", "sdp-scs"):
+            if K <= args.max_sdp_K:
+                t, r = timed(lambda: solve(P, method))
+                row += [t, f"{abs(r.value - red.value) / red.value:.1e}", f"{t / t_red:.0f}x"]
+            else:
+                row += ["skipped", "", ""]
+        rows.append(row)
+        print(rows[-1], flush=True)
+    out.append("Two-level problems, K_A = K_B = K/2, R = 100, E_H = 5, E_W = 1 (tol 1e-9 relative):\n")
+    out.append(table(["K", "reduced ms", "reduced gap", "first-order s", "f-o gap", "f-o rel. diff",
+                      "Clarabel s", "rel. diff", "Clarabel/reduced", "SCS s", "rel. diff", "SCS/reduced"], rows))
+    rows = []
+    for K in args.long_tailed_K:
+        P = LPMProblem(long_tailed_counts(K, 100.0, n_max=5000), 5.0, 1.0)
+        t, r = timed(lambda: solve(P, "first-order", tol=1e-8))
+        rows.append([K, t, r.iterations, f"{r.gap:.1e}", r.status])
+        print(rows[-1], flush=True)
+    out.append("\nLong-tailed counts n_k = 5000 * 100^(-k/(K-1)), E_H = 5, E_W = 1, first-order (numpy), tol 1e-8 relative:\n")
+    out.append(table(["K", "seconds", "iterations", "gap", "status"], rows))
+    return "\n".join(out)
+
+
+def add_args(p):
+    p.add_argument("--two-level-K", type=int, nargs="+", default=[10, 20, 50, 100])
+    p.add_argument("--long-tailed-K", type=int, nargs="+", default=[200, 500, 1000])
+    p.add_argument("--max-sdp-K", type=int, default=100, help="largest K given to the SDP baselines")

@@ -1,0 +1,87 @@
+"""The geometry a user reads off a solution or a network (SPEC §3): per group of equal counts.
+
+Cosines of classifiers whose norms are numerically zero are undefined; they are reported as
+``None`` with ``vanished=True``, never as the noise a division by ~0 would print.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from .gram import GramStats
+
+VANISH_RTOL = 1e-10  # a group vanishes when its mean squared norm is below this times the largest
+
+
+def _num(x) -> float | None:
+    return None if x is None or not math.isfinite(float(x)) else float(x)
+
+
+@dataclass(frozen=True)
+class GroupGeometry:
+    count: float  # examples per class in this group
+    classes: int  # number of classes in the group
+    w_norm2: float  # mean squared classifier norm
+    h_norm2: float | None  # mean squared class-mean feature norm
+    w_cos: float | None  # mean cosine between distinct classifiers of the group
+    h_cos: float | None
+    w_spread: float | None  # mean pairwise classifier distance / mean norm of the largest-count group
+    vanished: bool  # classifier norms numerically zero: cosines undefined
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Geometry:
+    groups: tuple[GroupGeometry, ...]
+    w_cross_cos: list  # G x G mean cosines between groups' classifiers (None where undefined)
+    w_etf_distance: float | None
+    h_etf_distance: float | None
+
+    def to_dict(self) -> dict:
+        return {
+            "groups": [g.to_dict() for g in self.groups],
+            "w_cross_cos": self.w_cross_cos,
+            "w_etf_distance": self.w_etf_distance,
+            "h_etf_distance": self.h_etf_distance,
+        }
+
+    def summary(self) -> str:
+        lines = [f"{'count':>10} {'classes':>7} {'|w|^2':>10} {'|h|^2':>10} {'cos(w)':>9} {'spread':>9}  note"]
+        for g in self.groups:
+            fmt = lambda v, w=9: f"{v:>{w}.4g}" if v is not None else f"{'—':>{w}}"
+            note = "vanished (cosine undefined)" if g.vanished else ""
+            lines.append(f"{g.count:>10g} {g.classes:>7d} {g.w_norm2:>10.4g} {fmt(g.h_norm2, 10)} "
+                         f"{fmt(g.w_cos)} {fmt(g.w_spread)}  {note}")
+        if self.w_etf_distance is not None:
+            lines.append(f"distance of W to a simplex ETF: {self.w_etf_distance:.3g}")
+        return "\n".join(lines)
+
+
+def group_geometry(counts, w_stats: GramStats, h_stats: GramStats | None = None) -> Geometry:
+    """Assemble the per-group report from Gram statistics of W (and of the class means H).
+
+    ``counts`` gives each group's examples-per-class; the largest-count group is the reference
+    (majority) for the relative minority spread.
+    """
+    counts = [float(c) for c in counts]
+    vanished = w_stats.norm2 <= VANISH_RTOL * max(float(w_stats.norm2.max()), np.finfo(float).tiny)
+    ref = int(np.argmax(counts))
+    ref_norm = math.sqrt(w_stats.norm2[ref])
+    groups = []
+    for g, n in enumerate(counts):
+        spread = w_stats.dist[g] / ref_norm if ref_norm > 0 and not vanished[ref] else None
+        groups.append(GroupGeometry(
+            count=n, classes=int(w_stats.sizes[g]), w_norm2=float(w_stats.norm2[g]),
+            h_norm2=None if h_stats is None else float(h_stats.norm2[g]),
+            w_cos=None if vanished[g] else _num(w_stats.cos[g]),
+            h_cos=None if h_stats is None else _num(h_stats.cos[g]),
+            w_spread=_num(spread), vanished=bool(vanished[g]),
+        ))
+    G = len(counts)
+    cross = [[None if vanished[a] or vanished[b] else _num(w_stats.cross_cos[a, b]) for b in range(G)] for a in range(G)]
+    return Geometry(tuple(groups), cross, _num(w_stats.etf_distance()),
+                    None if h_stats is None else _num(h_stats.etf_distance()))

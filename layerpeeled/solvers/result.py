@@ -1,0 +1,119 @@
+"""What every solver returns: value, certificate, solution, geometry (scipy.optimize style)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property
+
+import numpy as np
+
+from ..geometry.gram import GramStats
+from ..geometry.report import Geometry, group_geometry
+from ..problem import LPMProblem
+
+RANK_RTOL = 1e-7  # singular values below this fraction of the largest count as zero
+
+
+class DenseLogits:
+    """A K x K logit matrix Z = H W^T, with the balanced factorisation the budgets imply."""
+
+    def __init__(self, Z: np.ndarray):
+        self.Z = np.asarray(Z, dtype=float)
+
+    def expand(self) -> np.ndarray:
+        return self.Z
+
+    @cached_property
+    def _svd(self):
+        return np.linalg.svd(self.Z)
+
+    def rank(self) -> int:
+        s = self._svd[1]
+        return int((s > RANK_RTOL * s[0]).sum()) if s[0] > 0 else 0
+
+    def gram_stats(self, problem: LPMProblem) -> tuple[GramStats, GramStats]:
+        U, s, Vh = self._svd
+        c = np.sqrt(problem.EW / problem.EH)
+        idx = [g.classes for g in problem.groups]
+        return (GramStats.from_matrix(c * (Vh.T * s) @ Vh, idx),
+                GramStats.from_matrix((U * s) @ U.T / c, idx))
+
+
+def factorize(Z: np.ndarray, EH: float, EW: float, p: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Classifier W and class means H (K x p) with H W^T = Z, (1/K)||W||^2 = E_W ||Z||_*/tau.
+
+    ``p`` defaults to the rank of Z, the smallest feature dimension that represents it.
+    """
+    U, s, Vh = np.linalg.svd(Z)
+    r = int((s > RANK_RTOL * s[0]).sum()) if s[0] > 0 else 0
+    p = r if p is None else p
+    if isinstance(p, bool) or not isinstance(p, (int, np.integer)) or p < max(r, 1):
+        raise ValueError(f"p = {p!r} is too small: this optimum has rank {r}, so the feature dimension "
+                         f"must be an integer p >= {max(r, 1)}")
+    root = np.sqrt(s[:r])
+    scale = (EW / EH) ** 0.25
+    W, H = np.zeros((Z.shape[0], p)), np.zeros((Z.shape[0], p))
+    W[:, :r] = scale * Vh[:r].T * root
+    H[:, :r] = U[:, :r] * root / scale
+    return W, H
+
+
+@dataclass
+class SolveResult:
+    """A solved LPM. ``value`` is the mean loss per example at the returned solution; ``gap`` is a
+    computed upper bound on ``value - optimum`` (the Frank-Wolfe gap of the nuclear-norm form)."""
+
+    problem: LPMProblem
+    value: float
+    gap: float
+    method: str
+    status: str
+    iterations: int
+    seconds: float
+    solution: object = field(repr=False)  # DenseLogits or the reduced solver's block form
+    p: int | None = None  # the feature dimension W and H are returned in (None: the rank)
+    info: dict = field(default_factory=dict, repr=False)
+
+    @classmethod
+    def from_logits(cls, problem, Z, **kw) -> "SolveResult":
+        return cls(problem=problem, solution=DenseLogits(Z), **kw)
+
+    @property
+    def logits(self) -> np.ndarray:
+        """The K x K logit matrix Z_kj = h_k . w_j (expanded from blocks for the reduced solver)."""
+        return self.solution.expand()
+
+    @property
+    def rank(self) -> int:
+        """Rank of the optimal logit matrix: features in R^p represent it exactly iff p >= rank."""
+        return self.solution.rank()
+
+    def factors(self, p: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(W, H): classifier rows and class-mean features in R^p (default: ``self.p`` or the rank)."""
+        return factorize(self.logits, self.problem.EH, self.problem.EW, self.p if p is None else p)
+
+    @property
+    def W(self) -> np.ndarray:
+        return self.factors()[0]
+
+    @property
+    def H(self) -> np.ndarray:
+        return self.factors()[1]
+
+    @cached_property
+    def geometry(self) -> Geometry:
+        w_stats, h_stats = self.solution.gram_stats(self.problem)
+        return group_geometry([g.count for g in self.problem.groups], w_stats, h_stats)
+
+    def to_dict(self) -> dict:
+        return {
+            "value": self.value, "gap": self.gap, "method": self.method, "status": self.status,
+            "iterations": self.iterations, "seconds": self.seconds, "K": self.problem.K,
+            "EH": self.problem.EH, "EW": self.problem.EW, "rank": self.rank,
+            **self.geometry.to_dict(), **self.info,
+        }
+
+    def summary(self) -> str:
+        head = (f"{self.problem!r}\nmethod {self.method}: {self.status} after {self.iterations} iterations "
+                f"in {self.seconds:.3g} s\nvalue {self.value:.12g}  (certified: within {self.gap:.2e} of the optimum)"
+                f"\nrank of the logit matrix {self.rank} (features need p >= {self.rank})")
+        return head + "\n" + self.geometry.summary()

@@ -1,0 +1,42 @@
+import json
+import subprocess
+import sys
+
+import pytest
+
+from layerpeeled.cli import main
+
+
+def test_json_contract(capsys):
+    assert main(["solve", "--counts", "5000x5,50x5", "--EH", "5", "--EW", "1", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    for key in ["value", "gap", "method", "seconds", "groups"]:
+        assert key in out
+    assert [g["count"] for g in out["groups"]] == [5000, 50]
+    for g in out["groups"]:
+        assert set(g) >= {"count", "classes", "w_norm2", "h_norm2", "w_cos", "vanished"}
+    assert out["groups"][1]["w_cos"] == pytest.approx(1.0, abs=1e-6)
+    assert out["gap"] <= 1e-9 * out["value"]
+
+
+def test_counts_order_and_methods(capsys, tmp_path):
+    f = tmp_path / "counts"
+    f.write_text("50x2 5000x3")
+    assert main(["solve", "--counts", f"@{f}", "--method", "first-order", "--tol", "1e-8", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert [g["count"] for g in out["groups"]] == [50, 5000] and out["method"] == "nuclear-numpy"
+
+
+def test_readable_summary(capsys):
+    assert main(["solve"]) == 0
+    text = capsys.readouterr().out
+    assert "certified" in text and "5000" in text
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["--counts", "5000x5,0x5"], "'0'"), (["--EH", "-1"], "EH must be a positive finite number, got -1.0"),
+    (["--p", "2"], "p >= 5"), (["--tol", "5"], "tol must be a number in (0, 1), got 5.0"),
+])
+def test_bad_input_exits_2_with_message(args, needle):
+    proc = subprocess.run([sys.executable, "-m", "layerpeeled", "solve", *args], capture_output=True, text=True)
+    assert proc.returncode == 2 and needle in proc.stderr

@@ -1,0 +1,173 @@
+"""Every solver against closed forms, against each other, and against its own certificate."""
+import numpy as np
+import pytest
+from conftest import balanced_value
+
+from layerpeeled import LPMProblem, solve, step_counts
+from layerpeeled.solvers import solve_nuclear, solve_reduced
+from layerpeeled.solvers.nuclear import logit_objective
+from layerpeeled.losses import CrossEntropy
+
+ENERGIES = [(5.0, 1.0), (1.0, 1.0), (0.3, 2.0), (30.0, 30.0)]  # the last: losses ~1e-14
+
+
+def _random_start(K, tau, rng):
+    Z = rng.normal(size=(K, K))
+    return Z * (0.7 * tau / np.linalg.svd(Z, compute_uv=False).sum())
+
+
+def _lpm_objective(W, H, counts):
+    """The LPM objective straight from W and the class means H: mean cross-entropy per example."""
+    Z = H @ W.T
+    return float(counts @ (np.log(np.exp(Z - Z.max(1, keepdims=True)).sum(1)) + Z.max(1) - np.diag(Z)) / counts.sum())
+
+
+@pytest.mark.parametrize("K", [2, 3, 10, 50, 200])
+@pytest.mark.parametrize("EH, EW", ENERGIES)
+def test_balanced_closed_form_reduced(K, EH, EW):
+    r = solve(LPMProblem([7.0] * K, EH, EW), "reduced", tol=1e-12)
+    exact = balanced_value(K, EH, EW)
+    assert r.method == "reduced" and r.status == "optimal"
+    assert abs(r.value - exact) <= 1e-9 * exact
+    assert r.value - exact <= r.gap * (1 + 1e-9) + 1e-15 * exact
+
+
+@pytest.mark.parametrize("K", [2, 3, 10, 50, 200])
+@pytest.mark.parametrize("EH, EW", ENERGIES)
+def test_balanced_closed_form_first_order_from_random_start(K, EH, EW, rng):
+    P = LPMProblem([3.0] * K, EH, EW)
+    r = solve_nuclear(P, tol=1e-11, x0=_random_start(K, P.radius, rng))
+    exact = balanced_value(K, EH, EW)
+    assert r.status == "optimal"
+    assert abs(r.value - exact) <= 1e-9 * exact
+    assert r.value - exact <= r.gap * (1 + 1e-9) + 1e-15 * exact
+    # the optimum is a simplex ETF with h_k = sqrt(E_H/E_W) w_k (SPEC §2.4)
+    W, H = r.factors()
+    assert np.allclose((W**2).sum(1), EW, rtol=1e-5)
+    cos = (W @ W.T) / EW
+    assert np.allclose(cos[~np.eye(K, dtype=bool)], -1 / (K - 1), atol=1e-5)
+    assert np.allclose(H, np.sqrt(EH / EW) * W, atol=1e-4 * np.sqrt(EH))
+    assert r.geometry.w_etf_distance < 1e-5
+
+
+@pytest.mark.parametrize("K", [2, 3, 10])
+@pytest.mark.parametrize("EH, EW", ENERGIES[:3])
+def test_balanced_closed_form_sdp(K, EH, EW):
+    r = solve(LPMProblem([1.0] * K, EH, EW), "sdp")
+    exact = balanced_value(K, EH, EW)
+    assert abs(r.value - exact) <= 1e-6 * exact
+    assert r.value - exact <= r.gap * (1 + 1e-9) + 1e-15
+
+
+def test_reduced_from_random_start_balanced(rng):
+    for K in [3, 10, 50]:
+        P = LPMProblem([1.0] * K, 5, 1)
+        x0 = rng.normal(size=2)
+        r = solve_reduced(P, tol=1e-12, x0=x0)
+        assert abs(r.value - balanced_value(K, 5, 1)) <= 1e-9 * r.value
+
+
+def _random_counts(rng):
+    """3..6 classes in 1..3 groups of equal counts, counts spread over three decades."""
+    K = int(rng.integers(3, 7))
+    levels = np.round(10 ** rng.uniform(0, 3, size=int(rng.integers(1, 4))), 2)
+    return levels[rng.integers(0, levels.size, size=K)]
+
+
+@pytest.mark.parametrize("seed", range(22))
+def test_three_solvers_agree_and_certificates_hold(seed):
+    rng = np.random.default_rng(seed)
+    counts = _random_counts(rng)
+    EH, EW = float(rng.uniform(0.2, 8)), float(rng.uniform(0.2, 3))
+    P = LPMProblem(counts, EH, EW)
+    results = {m: solve(P, m, tol=1e-11) for m in ["reduced", "first-order", "sdp"]}
+    best = min(r.value for r in results.values())
+    for m, r in results.items():
+        assert r.value - best <= r.gap * (1 + 1e-9) + 1e-13 * best, m  # gap bounds the error
+        # W, H reproduce the value and respect the budgets
+        W, H = r.factors()
+        assert abs(_lpm_objective(W, H, P.counts) - r.value) <= 1e-9 * r.value, m
+        assert (W**2).sum() / P.K <= EW * (1 + 1e-9) and (H**2).sum() / P.K <= EH * (1 + 1e-9), m
+    red, fo, sdp = results["reduced"], results["first-order"], results["sdp"]
+    assert abs(red.value - fo.value) <= 1e-9 * best
+    assert abs(sdp.value - best) <= 1e-6 * best
+    assert red.rank == fo.rank
+    gr, gf = red.geometry.groups, fo.geometry.groups
+    for a, b in zip(gr, gf):
+        assert a.vanished == b.vanished and np.isclose(a.w_norm2, b.w_norm2, rtol=1e-4, atol=1e-7)
+        if a.w_cos is not None and b.w_cos is not None:
+            assert abs(a.w_cos - b.w_cos) < 1e-3
+
+
+@pytest.mark.parametrize("product", [0.5, 5.0, 40.0])
+def test_value_depends_on_product_of_energies_only(product):
+    counts = step_counts(3, 2, 20.0)
+    values = [solve(LPMProblem(counts, EH, product / EH), tol=1e-12).value for EH in (0.5, 1.0, 7.0)]
+    assert np.ptp(values) <= 1e-10 * values[0]
+
+
+def test_precision_when_losses_are_tiny():
+    P = LPMProblem(step_counts(3, 3, 10.0), EH=400.0, EW=100.0)
+    red = solve(P, "reduced", tol=1e-10)
+    fo = solve(P, "first-order", tol=1e-10)
+    assert 0 < red.value < 1e-20
+    assert abs(red.value - fo.value) <= 1e-8 * red.value
+    assert red.gap <= 1e-10 * red.value
+
+
+def test_reduced_cost_does_not_grow_with_K():
+    small = solve(LPMProblem("5000x5,50x5"), "reduced", tol=1e-10)
+    huge = solve(LPMProblem("5000x50000,50x50000"), "reduced", tol=1e-10)  # K = 100000: never a K x K array
+    assert huge.status == "optimal" and huge.iterations < 20 * small.iterations
+    assert huge.geometry.groups[0].classes == 50000
+    assert abs(huge.geometry.groups[0].w_norm2 + 0 - huge.geometry.groups[0].w_norm2) == 0
+
+
+def test_reduced_blocks_expand_to_the_full_optimum():
+    P = LPMProblem([10.0, 1.0, 10.0, 1.0, 1.0], 5, 1)
+    r = solve(P, "reduced", tol=1e-12)
+    Z = r.logits
+    assert np.isclose(logit_objective(P, Z)[0], r.value, rtol=1e-12)
+    assert np.isclose(np.linalg.svd(Z, compute_uv=False).sum(), P.radius, rtol=1e-12)
+    b = r.info["blocks"]
+    assert np.isclose(Z[0, 0], b["d"][0]) and np.isclose(Z[0, 2], b["e"][0]) and np.isclose(Z[0, 1], b["c"][0][1])
+
+
+def test_p_too_small_names_the_smallest(rng):
+    P = LPMProblem("100x3,1x3")
+    r = solve(P)
+    with pytest.raises(ValueError, match=f"p >= {r.rank}"):
+        solve(P, p=r.rank - 1)
+    W, H = solve(P, p=r.rank + 4).factors()
+    assert W.shape == (6, r.rank + 4)
+
+
+def test_torch_backend_matches_numpy():
+    P = LPMProblem("20x2,5x2,1x2", 5, 1)
+    a, b = solve(P, "first-order", tol=1e-11), solve(P, "first-order-torch", tol=1e-11)
+    assert abs(a.value - b.value) <= 1e-9 * a.value and "torch" in b.method
+
+
+def test_scs_runs_and_agrees():
+    P = LPMProblem("10x2,1x2", 5, 1)
+    r = solve(P, "sdp-scs")
+    assert r.method == "sdp-scs" and abs(r.value - solve(P, tol=1e-12).value) <= 1e-5 * r.value
+
+
+def test_auto_records_its_choice():
+    assert solve(LPMProblem("5x3,1x3")).method == "reduced"
+    rng = np.random.default_rng(0)
+    r = solve(LPMProblem(rng.uniform(1, 2, size=15)))
+    assert r.method.startswith("nuclear") and r.info["requested_method"] == "auto"
+
+
+@pytest.mark.parametrize("bad", [dict(method="newton"), dict(tol=0), dict(tol=2), dict(tol=float("nan"))])
+def test_bad_solver_options(bad):
+    with pytest.raises(ValueError, match=repr(list(bad.values())[0]).replace("(", r"\(")):
+        solve(LPMProblem("1x2"), **bad)
+
+
+def test_loss_must_be_a_loss():
+    with pytest.raises(TypeError, match="loss must implement"):
+        LPMProblem("1x2", loss="mse")
+    assert isinstance(LPMProblem("1x2").loss, CrossEntropy)
