@@ -4,9 +4,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-from . import solve_cmd
+from . import collapse_cmd, solve_cmd
 
-COMMANDS = [solve_cmd]
+COMMANDS = [solve_cmd, collapse_cmd]
 
 
 def build_parser() -> argparse.ArgumentParser:

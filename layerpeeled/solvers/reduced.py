@@ -32,6 +32,11 @@ class BlockLogits:
         self.M = M
 
     @property
+    def vector(self) -> np.ndarray:
+        """The solver's coordinates (b, M.ravel()), b_g = (K_g - 1) a_g: a warm start for a nearby problem."""
+        return np.concatenate([self.a * np.maximum(self.sizes - 1, 0), self.M.ravel()])
+
+    @property
     def blocks(self) -> dict:
         """d_g (diagonal), e_g (within group, off-diagonal), c_gh (between groups) of Z."""
         K, a = self.sizes, self.a

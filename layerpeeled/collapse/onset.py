@@ -1,0 +1,142 @@
+"""Where Minority Collapse begins, from the optimality conditions of the reduced program.
+
+For step imbalance (group A: K_A classes of n_A, group B: K_B classes of n_A/R) the minority
+classifiers coincide exactly when b_B = 0 at the optimum of the reduced program. On the face
+b_B = 0 the restricted optimum has multiplier mu (the dual norm of its gradient over the free
+coordinates); it is optimal for the full program iff |df/db_B| <= mu. The collapse margin
+    phi_c(R) = |df/db_B| / mu - 1
+is a smooth signed function of R, negative exactly in the collapsed regime: its root is the onset
+R_0, found by bracketing and Brent's method on log R. The minority classifiers vanish when the
+optimum is b_A = tau with everything else 0 (the majority alone forms a simplex); that point is
+optimal iff phi_v(R) = max(|df/db_B|, sigma_max(df/dM)) / |df/db_A| - 1 <= 0, whose root is R_v.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+from scipy.optimize import brentq
+
+from ..problem import LPMProblem, step_counts
+from ..solvers.reduced import ReducedProgram, solve_reduced
+
+R_MIN, R_MAX = 1.0 + 1e-9, 1e15  # R -> 1 merges the groups; beyond R_MAX we call it "never"
+
+
+def margin_tol(rel: float) -> float:
+    """Relative certified gap of the restricted solves, tight enough for an onset to precision rel."""
+    return min(1e-8, max(1e-13, rel * 1e-4))
+
+
+def _problem(KA: int, KB: int, R: float, EH: float, EW: float) -> LPMProblem:
+    return LPMProblem(step_counts(KA, KB, R), EH, EW)
+
+
+def collapse_margin(KA: int, KB: int, R: float, EH: float = 5.0, EW: float = 1.0, x0=None,
+                    tol: float = 1e-13) -> tuple[float, np.ndarray]:
+    """phi_c(R) (negative iff the minority classifiers coincide at the optimum) and the face optimum."""
+    if KB < 2:
+        raise ValueError(f"collapse needs at least two minority classes, got KB = {KB!r}")
+    r = solve_reduced(_problem(KA, KB, R, EH, EW), collapsed=[1], tol=tol, x0=x0)
+    return abs(r.info["b_gradient"][1]) / r.info["multiplier"] - 1.0, r.solution.vector
+
+
+def vanish_margin(KA: int, KB: int, R: float, EH: float = 5.0, EW: float = 1.0) -> float:
+    """phi_v(R) (<= 0 iff the optimum has vanished minority classifiers); closed form, no solve."""
+    prog = ReducedProgram(_problem(KA, KB, R, EH, EW))
+    x = np.zeros(2 + 4)
+    x[0] = prog.tau if KA > 1 else 0.0
+    _, g = prog.value_grad(x)
+    gb = prog.last_gb
+    if KA < 2:  # a single majority class cannot form a simplex on its own
+        return math.inf
+    return max(abs(gb[1]), float(np.linalg.norm(g[2:].reshape(2, 2), 2))) / abs(gb[0]) - 1.0
+
+
+@dataclass(frozen=True)
+class Onset:
+    """Onsets for (K_A, K_B, E_H E_W); ``bracket`` = ratios just below/above with margins of each sign."""
+
+    KA: int
+    KB: int
+    EH: float
+    EW: float
+    onset: float | None  # R_0: smallest ratio with identical minority classifiers (None: never)
+    vanish: float | None  # R_v: smallest ratio with zero minority classifiers (None: never)
+    onset_bracket: tuple | None = None
+    onset_margins: tuple | None = None
+    vanish_bracket: tuple | None = None
+    evaluations: int = 0
+    seconds: float = 0.0
+    notes: list = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _root(fn, lo: float, hi: float, rel: float):
+    """Brent's method on log R between a positive and a non-positive margin."""
+    return math.exp(brentq(lambda t: fn(math.exp(t)), math.log(lo), math.log(hi), xtol=rel / 4, rtol=rel / 4))
+
+
+def _first_sign_change(fn, start: float = R_MIN):
+    """Scan R upward by decades from ``start`` to the first non-positive margin: (lo, hi) or None."""
+    lo = start
+    hi = 10.0
+    if fn(lo) <= 0:
+        return lo, lo
+    while hi <= R_MAX:
+        if fn(hi) <= 0:
+            return lo, hi
+        lo, hi = hi, hi * 10.0
+    return None
+
+
+def find_onset(KA: int, KB: int, EH: float = 5.0, EW: float = 1.0, rel: float = 1e-9) -> Onset:
+    """R_0 and R_v for step imbalance, each to relative precision ``rel`` in R.
+
+    Both margins are assumed to change sign once (checked: a bracket of opposite signs is returned).
+    """
+    import time
+
+    start = time.perf_counter()
+    for name, v in (("KA", KA), ("KB", KB)):
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
+            raise ValueError(f"{name} must be a positive integer, got {v!r}")
+    if KB < 2:
+        raise ValueError(f"the onset of collapse needs KB >= 2 minority classes, got KB = {KB!r}")
+    _problem(KA, KB, 2.0, EH, EW)  # validates the energies
+    calls = [0]
+    warm = [None]
+
+    def phi_c(R):
+        calls[0] += 1
+        value, warm[0] = collapse_margin(KA, KB, R, EH, EW, x0=warm[0], tol=margin_tol(rel))
+        return value
+
+    def phi_v(R):
+        calls[0] += 1
+        return vanish_margin(KA, KB, R, EH, EW)
+
+    out = {}
+    for key, fn in (("vanish", phi_v), ("onset", phi_c)):
+        span = _first_sign_change(fn)
+        if span is None:
+            out[key] = (None, None, None)
+            continue
+        lo, hi = span
+        root = lo if lo == hi else _root(fn, lo, hi, rel)
+        delta = max(rel, 1e-7)
+        below, above = max(root * (1 - delta), R_MIN), root * (1 + delta)
+        out[key] = (root, (below, above), (fn(below), fn(above)))
+    notes = []
+    if out["onset"][0] is not None and out["vanish"][0] is not None and out["vanish"][0] < out["onset"][0] * (1 - 1e-6):
+        notes.append("vanishing found below the collapse onset: check the margins")
+    return Onset(KA, KB, float(EH), float(EW), out["onset"][0], out["vanish"][0], out["onset"][1], out["onset"][2],
+                 out["vanish"][1], calls[0], time.perf_counter() - start, notes)
+
+
+def onset_vs_energy(KA: int, KB: int, products, rel: float = 1e-7) -> list[Onset]:
+    """R_0 and R_v as functions of E_H E_W (the model depends on the product only)."""
+    return [find_onset(KA, KB, float(E), 1.0, rel) for E in products]

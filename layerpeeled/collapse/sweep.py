@@ -1,0 +1,80 @@
+"""Model sweeps over R, K_A, K_B, E_H, E_W, w_r and the loss: one certified solve per configuration."""
+from __future__ import annotations
+
+import itertools
+import math
+
+from tqdm.auto import tqdm
+
+from ..losses import CrossEntropy
+from ..problem import LPMProblem, step_counts
+from ..solvers import solve
+from ..sweeps import ResultStore
+from .mitigation import effective_counts
+
+LOSSES = {"cross-entropy": CrossEntropy}
+
+
+def model_configs(R, KA=(5,), KB=(5,), EH=(5.0,), EW=(1.0,), wr=(1.0,), mitigation="oversample",
+                  loss="cross-entropy", method="auto", tol=1e-9) -> list[dict]:
+    """The grid (Cartesian product) of step-imbalanced model configurations."""
+    if loss not in LOSSES:
+        raise ValueError(f"loss must be one of {sorted(LOSSES)}, got {loss!r}")
+    grid = itertools.product(_values("R", R), _values("KA", KA), _values("KB", KB), _values("EH", EH),
+                             _values("EW", EW), _values("wr", wr))
+    return [dict(R=float(r), KA=int(ka), KB=int(kb), EH=float(eh), EW=float(ew), wr=float(w),
+                 mitigation=mitigation, loss=loss, method=method, tol=float(tol))
+            for r, ka, kb, eh, ew, w in grid]
+
+
+def _values(name, v):
+    v = list(v) if isinstance(v, (list, tuple, range)) or hasattr(v, "__array__") else [v]
+    if not v:
+        raise ValueError(f"{name} needs at least one value")
+    return v
+
+
+def config_problem(config: dict) -> LPMProblem:
+    counts = step_counts(config["KA"], config["KB"], config["R"])
+    counts = effective_counts(counts, config["wr"], slice(config["KA"], None), config["mitigation"])
+    return LPMProblem(counts, config["EH"], config["EW"], LOSSES[config["loss"]]())
+
+
+def solve_config(config: dict) -> dict:
+    """The record of one configuration: certificate, cost, and majority/minority geometry."""
+    result = solve(config_problem(config), config["method"], tol=config["tol"])
+    rec = {k: getattr(result, k) for k in ("value", "gap", "method", "status", "iterations", "seconds")}
+    rec["method"] = result.method
+    geo = result.geometry
+    for name, g in zip(("majority", "minority"), geo.groups):
+        for field in ("w_norm2", "h_norm2", "w_cos", "h_cos", "w_spread", "vanished"):
+            rec[f"{name}_{field}"] = getattr(g, field)
+    if len(geo.groups) == 1:  # R = w_r: balanced, the minority is a copy of the majority
+        for field in ("w_norm2", "h_norm2", "w_cos", "h_cos", "w_spread", "vanished"):
+            rec[f"minority_{field}"] = rec[f"majority_{field}"]
+        rec["between_cos"] = rec["majority_w_cos"]
+    else:
+        rec["between_cos"] = geo.w_cross_cos[0][1]
+    rec["w_etf_distance"] = geo.w_etf_distance
+    return rec
+
+
+def run_sweep(configs: list[dict], store: ResultStore, progress: bool = True) -> list[dict]:
+    """Solve every configuration not yet in ``store``; return all their records, in config order."""
+    todo = [c for c in configs if not store.has(c)]
+    for config in tqdm(todo, desc="model sweep", unit="solve", disable=not progress):
+        store.put(config, solve_config(config))
+    store.export()
+    wanted = {store.path(c).name for c in configs}
+    by_name = {store.path(r["config"]).name: r for r in store.records()}
+    return [by_name[n] for n in (store.path(c).name for c in configs) if n in wanted]
+
+
+def sweep_in_memory(configs: list[dict]) -> list[dict]:
+    """Records without a store (for figures and benchmarks)."""
+    return [{"config": c, **solve_config(c)} for c in configs]
+
+
+def paper_ratios(n: int = 41, step: float = 0.1) -> list[float]:
+    """R = 10^(0.1 i), i = 0..40: the paper's model figure grid."""
+    return [math.pow(10.0, step * i) for i in range(n)]
