@@ -1,0 +1,1 @@
+"""Real networks on real imbalanced data: datasets, models, training, measurements (SPEC §3-5)."""

@@ -1,0 +1,67 @@
+"""What a network's training run records: accuracies, NC1-NC4, classifier geometry per group
+(through the same functions as the model solutions), and the measured energies E_W, E_H."""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from ..geometry.gram import GramStats
+from ..geometry.neural_collapse import class_means, nc_metrics
+from ..geometry.report import group_geometry
+
+
+@torch.no_grad()
+def _features(model, x, batch: int = 1000):
+    model.eval()
+    feats, logits = [], []
+    for i in range(0, len(x), batch):
+        h = model.features(x[i:i + batch])
+        feats.append(h.double().cpu())
+        logits.append(model.classifier(h).double().cpu())
+    return torch.cat(feats).numpy(), torch.cat(logits).numpy()
+
+
+def _accuracies(prefix: str, pred, y, K: int, KA: int) -> dict:
+    out = {f"{prefix}_acc": float(np.mean(pred == y))}
+    for name, mask in (("majority", y < KA), ("minority", y >= KA)):
+        out[f"{prefix}_acc_{name}"] = float(np.mean(pred[mask] == y[mask])) if mask.any() else None
+    for k in range(K):
+        m = y == k
+        out[f"{prefix}_acc_class{k}"] = float(np.mean(pred[m] == y[m])) if m.any() else None
+    return out
+
+
+def classifier_geometry(W: np.ndarray, KA: int, counts, H_means: np.ndarray | None = None):
+    """Majority/minority geometry of classifier rows W (and class means), as for model solutions."""
+    K = W.shape[0]
+    groups = [list(range(KA)), list(range(KA, K))] if KA < K else [list(range(K))]
+    gcounts = [float(np.mean([counts[k] for k in g])) for g in groups]
+    h_stats = None if H_means is None or np.isnan(H_means).any() else GramStats.from_matrix(H_means @ H_means.T, groups)
+    return group_geometry(gcounts, GramStats.from_matrix(W @ W.T, groups), h_stats)
+
+
+def measure(model, data) -> dict:
+    """One record of measurements on the training subset and the whole test set."""
+    H, logits = _features(model, data.x)
+    y = data.y.cpu().numpy()
+    _, test_logits = _features(model, data.test_x)
+    ty = data.test_y.cpu().numpy()
+    W = model.classifier.weight.detach().double().cpu().numpy()
+    b = model.classifier.bias.detach().double().cpu().numpy()
+    rec = {**_accuracies("train", logits.argmax(1), y, data.K, data.KA),
+           **_accuracies("test", test_logits.argmax(1), ty, data.K, data.KA),
+           **nc_metrics(H, y, W, b, predictions=logits.argmax(1))}
+    means, counts = class_means(H, y, data.K)
+    present = counts > 0
+    sq = np.zeros(data.K)
+    np.add.at(sq, y, (H**2).sum(1))
+    rec["EW"] = float((W**2).sum(1).mean())
+    rec["EH"] = float((sq[present] / counts[present]).mean())  # (1/K) sum_k (1/n_k) sum_i |h_ki|^2
+    geo = classifier_geometry(W, data.KA, data.counts, means)
+    for name, g in zip(("majority", "minority"), geo.groups):
+        for field in ("w_norm2", "h_norm2", "w_cos", "h_cos", "w_spread", "vanished"):
+            rec[f"{name}_{field}"] = getattr(g, field)
+    rec["between_cos"] = geo.w_cross_cos[0][1] if len(geo.groups) > 1 else None
+    rec["w_etf_distance"] = geo.w_etf_distance
+    rec["class_counts"] = data.counts.tolist()
+    return rec
