@@ -4,9 +4,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-from . import collapse_cmd, solve_cmd, train_cmd
+from . import collapse_cmd, reproduce_cmd, solve_cmd, train_cmd
 
-COMMANDS = [solve_cmd, collapse_cmd, train_cmd]
+COMMANDS = [solve_cmd, collapse_cmd, train_cmd, reproduce_cmd]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -22,7 +22,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     try:
         return int(args.run(args) or 0)
-    except (ValueError, FileNotFoundError, FileExistsError, TypeError) as exc:
+    except (ValueError, FileNotFoundError, FileExistsError, TypeError, RuntimeError) as exc:
         parser.exit(2, f"lpm {args.command}: error: {exc}\n")
 
 

@@ -65,9 +65,7 @@ def run_sweep(configs: list[dict], store: ResultStore, progress: bool = True) ->
     for config in tqdm(todo, desc="model sweep", unit="solve", disable=not progress):
         store.put(config, solve_config(config))
     store.export()
-    wanted = {store.path(c).name for c in configs}
-    by_name = {store.path(r["config"]).name: r for r in store.records()}
-    return [by_name[n] for n in (store.path(c).name for c in configs) if n in wanted]
+    return [store.get(c) for c in configs]
 
 
 def sweep_in_memory(configs: list[dict]) -> list[dict]:

@@ -44,6 +44,9 @@ def atomic_write_text(path, text: str) -> None:
             fh.write(text)
             fh.flush()
             os.fsync(fh.fileno())
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; results are ordinary files
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -67,14 +70,20 @@ class ResultStore:
     def put(self, config: dict, record: dict) -> None:
         atomic_write_text(self.path(config), json.dumps(_clean({"config": config, **record})))
 
+    def get(self, config: dict) -> dict | None:
+        """The record of ``config``, or None when it has not been computed."""
+        path = self.path(config)
+        return self._read(path) if path.is_file() else None
+
+    @staticmethod
+    def _read(path: Path) -> dict:
+        try:
+            return json.loads(path.read_text())
+        except json.JSONDecodeError as exc:  # cannot come from put(); say where it is
+            raise ValueError(f"corrupt record {path}: {exc}; delete it to recompute") from None
+
     def records(self) -> list[dict]:
-        out = []
-        for p in sorted(self.records_dir.glob("*.json")):
-            try:
-                out.append(json.loads(p.read_text()))
-            except json.JSONDecodeError as exc:  # cannot come from put(); say where it is
-                raise ValueError(f"corrupt record {p}: {exc}; delete it to recompute") from None
-        return out
+        return [self._read(p) for p in sorted(self.records_dir.glob("*.json"))]
 
     def table(self):
         """One row per record: configuration columns first, then results (pandas DataFrame)."""

@@ -1,0 +1,68 @@
+"""The bridge from a trained network to the model: measure its E_W, E_H and class counts, solve
+the matching LPM, and set the predicted minority geometry beside the measured one."""
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+
+from ..problem import LPMProblem
+from ..solvers import solve
+
+R_INFINITY_SURROGATE = 1e12  # the LPM needs n_k > 0: R = inf is solved as this ratio (its limit)
+COMPARED = ("minority_w_cos", "majority_w_cos", "between_cos", "norm_ratio")
+
+
+def _counts(record: dict) -> np.ndarray:
+    counts = np.asarray(record["class_counts"], dtype=float)
+    if (counts == 0).any():
+        counts[counts == 0] = counts.max() / R_INFINITY_SURROGATE
+    return counts
+
+
+def _norm_ratio(minority, majority):
+    return None if minority is None or not majority else minority / majority
+
+
+def bridge(record: dict) -> dict:
+    """Prediction of the LPM with the network's measured energies and counts, next to the measurement."""
+    problem = LPMProblem(_counts(record), EH=record["EH"], EW=record["EW"])
+    result = solve(problem)
+    geo = result.geometry
+    pred = {"minority_w_cos": geo.groups[-1].w_cos, "majority_w_cos": geo.groups[0].w_cos,
+            "between_cos": geo.w_cross_cos[0][-1] if len(geo.groups) > 1 else geo.groups[0].w_cos,
+            "norm_ratio": _norm_ratio(geo.groups[-1].w_norm2, geo.groups[0].w_norm2),
+            "minority_vanished": geo.groups[-1].vanished}
+    meas = {k: record.get(k) for k in COMPARED[:3]}
+    meas["norm_ratio"] = _norm_ratio(record.get("minority_w_norm2"), record.get("majority_w_norm2"))
+    meas["minority_vanished"] = record.get("minority_vanished")
+    errors = {k: abs(pred[k] - meas[k]) for k in COMPARED if pred[k] is not None and meas[k] is not None}
+    return {"EH": record["EH"], "EW": record["EW"], "value": result.value, "gap": result.gap,
+            "method": result.method, "predicted": pred, "measured": meas, "abs_error": errors}
+
+
+def bridge_run(run_folder) -> dict:
+    """The bridge for a finished run folder of ``lpm train``."""
+    folder = Path(run_folder)
+    path = folder / "records.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"{folder} holds no finished training run (no records.json)")
+    config = json.loads((folder / "config.json").read_text())
+    record = json.loads(path.read_text())[-1]
+    return {"config": config, "epoch": record["epoch"], **bridge(record)}
+
+
+def summarise(bridges: list[dict]) -> str:
+    """One sentence on how close the model came, from mean absolute errors over runs."""
+    parts = []
+    for key in COMPARED:
+        errs = [b["abs_error"][key] for b in bridges if key in b["abs_error"]]
+        if errs:
+            parts.append(f"{key.replace('_', ' ')}: mean |model - network| = {np.mean(errs):.3f} over {len(errs)} runs")
+    return "; ".join(parts) if parts else "no comparable quantities"
+
+
+def ratio_label(R) -> str:
+    return "inf" if R in ("inf", None) or (isinstance(R, float) and math.isinf(R)) else f"{float(R):g}"

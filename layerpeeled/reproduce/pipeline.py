@@ -1,0 +1,101 @@
+"""``lpm reproduce``: train what a figure needs (on Dask), draw it, and write the report."""
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+
+from ..collapse.figures import model_curve
+from ..networks.data import FASHION_MNIST_DIR
+from . import figures as netfig
+from .bridge import bridge, ratio_label, summarise
+from .report import write_report
+from .runner import run_networks
+from .scales import FIGURES, get_scale, network_configs
+
+
+def fashion_mnist_available(data_dir=None) -> bool:
+    root = Path(data_dir) if data_dir else FASHION_MNIST_DIR
+    return any((root / f"train-images-idx3-ubyte{ext}").is_file() for ext in ("", ".gz"))
+
+
+def _records(store, configs):
+    out = []
+    for c in configs:
+        rec = store.get(c)
+        if rec is None:
+            raise RuntimeError(f"no record for configuration {c}: the network sweep did not finish")
+        out.append(rec)
+    return out
+
+
+def _bridge_rows(records, bridges):
+    return [{"K_A": r["config"]["KA"], "R": ratio_label(r["config"]["R"]), "w_r": r["config"]["wr"],
+             "weight decay": r["config"]["weight_decay"], "train acc": r["train_acc"], "test acc": r["test_acc"],
+             "E_W": b["EW"], "E_H": b["EH"], "cos measured": b["measured"]["minority_w_cos"],
+             "cos LPM": b["predicted"]["minority_w_cos"], "norm ratio measured": b["measured"]["norm_ratio"],
+             "norm ratio LPM": b["predicted"]["norm_ratio"]} for r, b in zip(records, bridges)]
+
+
+def reproduce(figures, scale: str = "cpu", out="results", dataset: str = "fashion-mnist", data_dir=None,
+              KA_values=None, scheduler=None, workers=None, formats=("png",), progress=True) -> Path:
+    """Make the requested figures (a-d, 'all' or 'quick') and return the path of the report."""
+    sc = get_scale(scale)
+    figures = list(figures)
+    if "all" in figures:
+        figures = list(FIGURES)
+    if "quick" in figures:
+        figures = ["a"] + (["b"] if dataset != "fashion-mnist" or fashion_mnist_available(data_dir) else [])
+    bad = [f for f in figures if f not in FIGURES]
+    if bad:
+        raise ValueError(f"unknown figure(s) {bad}; choose among {list(FIGURES)}, 'all' or 'quick'")
+    out = Path(out)
+    figdir = out / "figures"
+    sections, timings = [], {}
+    if "a" in figures:
+        t = time.perf_counter()
+        paths, data = model_curve(figdir, formats=formats)
+        onsets = {KA: d["onset"] for KA, d in data.items()}
+        timings["a"] = time.perf_counter() - t
+        sections.append({"title": "(a) The Layer-Peeled Model: minority collapse against R", "figures": paths[:1],
+                         "text": "K = 10, E_H = 5, E_W = 1, R = 10^(0.1 i), i = 0..40; exact onsets: " + ", ".join(
+                             f"K_A = {k}: R_0 = {o.onset:.8g}" + (f", R_v = {o.vanish:.8g}" if o.vanish else "")
+                             for k, o in onsets.items()) + f". Computed in {timings['a']:.2f} s.",
+                         "settings": {"K": 10, "EH": 5.0, "EW": 1.0, "KA": list(data), "ratios": "10^(0.1 i), i=0..40"}})
+    net_figs = [f for f in figures if f != "a"]
+    if net_figs:
+        configs = {f: network_configs(f, sc, dataset, KA_values) for f in net_figs}
+        union = list({id_: c for id_, c in ((str(sorted(c.items())), c) for cs in configs.values() for c in cs)}.values())
+        t = time.perf_counter()
+        store = run_networks(union, out / "networks", data_dir, scheduler=scheduler, workers=workers, progress=progress)
+        timings["training"] = time.perf_counter() - t
+        title = f"{dataset}, scale {scale} ({union[0]['model']}, {union[0]['epochs']} epochs, n_A = {union[0]['nA'] or 'paper'})"
+        all_recs, all_bridges = [], []
+        for f in net_figs:
+            recs = _records(store, configs[f])
+            bridges = [bridge(r) for r in recs]
+            all_recs += recs
+            all_bridges += bridges
+            if f == "b":
+                paths = netfig.networks_vs_ratio(recs, figdir, f"(b) networks: {title}", formats)
+                head = "(b) Networks: mean minority classifier cosine against R"
+            elif f == "c":
+                paths = netfig.model_vs_networks(recs, bridges, figdir, f"(c) model vs networks: {title}", formats)
+                head = "(c) The model against networks at two weight decays"
+            else:
+                paths = netfig.oversampling(recs, bridges, figdir, f"(d) oversampling at R = {sc.oversampling_R:g}: {title}", formats)
+                head = f"(d) Oversampling the minority at R = {sc.oversampling_R:g}"
+            sections.append({"title": head, "figures": [p for p in paths if p.suffix == ".png"],
+                             "text": summarise(bridges), "table": _bridge_rows(recs, bridges),
+                             "settings": configs[f]})
+        paths = netfig.bridge_overlay(all_recs, all_bridges, figdir,
+                                      "Model (LPM with each network's measured E_H, E_W, counts) over networks", formats)
+        sections.append({"title": "The bridge: how close the model came", "figures": [p for p in paths if p.suffix == ".png"],
+                         "text": "For every trained network the LPM is solved with the network's measured energies "
+                                 "E_W = mean |w_k|^2, E_H = mean over classes of the mean |h|^2, and its class counts "
+                                 "(R = inf solved as R = 1e12). " + summarise(all_bridges) + "."})
+    settings = {"figures": figures, "scale": scale, "dataset": dataset, "data_dir": str(data_dir or FASHION_MNIST_DIR),
+                "scheduler": scheduler or "local Dask cluster", "seconds": {k: round(v, 1) for k, v in timings.items()}}
+    if not math.isfinite(sum(timings.values())):
+        settings["seconds"] = {}
+    return write_report(out, sections, f"layerpeeled: reproducing Fang et al. (PNAS 2021), scale {scale}", settings)

@@ -1,0 +1,59 @@
+"""Which networks each figure trains, at each scale.
+
+``paper`` is SPEC §4 (VGG11, 6000 majority images per class, 350 epochs: for a GPU or a cluster);
+``cpu`` the ``cpu`` training preset (small CNN, 1000 per class, 60 epochs: about 20 minutes per
+R-series on 2 cores); ``quick`` a demonstration in minutes (300 per class, 20 epochs), which may
+stop short of the terminal phase of training.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from ..networks.train import make_config
+
+INF = math.inf
+
+
+@dataclass(frozen=True)
+class Scale:
+    preset: str
+    overrides: dict
+    ratios: tuple
+    KA_values: tuple
+    oversampling_R: float
+    oversampling_wr: tuple
+    weight_decays: tuple = (5e-4, 5e-3)
+
+
+SCALES = {
+    "quick": Scale("cpu", dict(nA=300, epochs=20, milestones=(10, 15), measurements=6), (1.0, 10.0, 100.0, INF), (5,),
+                   100.0, (1, 10, 100)),
+    "cpu": Scale("cpu", {}, (1.0, 10.0, 100.0, 1000.0, INF), (5,), 1000.0, (1, 10, 100, 1000)),
+    "paper": Scale("paper", {}, (1.0, 10.0, 100.0, 1000.0, INF), (3, 5, 7), 1000.0, (1, 10, 100, 1000)),
+}
+FIGURES = ("a", "b", "c", "d")
+
+
+def get_scale(name: str) -> Scale:
+    if name not in SCALES:
+        raise ValueError(f"unknown scale {name!r}; choose one of {sorted(SCALES)}")
+    return SCALES[name]
+
+
+def _config(scale: Scale, dataset: str, **fields) -> dict:
+    """A training configuration as plain JSON data (the sweep key): no data folder in it."""
+    return make_config(scale.preset, dataset=dataset, **{**scale.overrides, **fields}).to_json() | {"data_dir": None}
+
+
+def network_configs(figure: str, scale: Scale, dataset: str = "fashion-mnist", KA_values=None) -> list[dict]:
+    """The training runs behind figure b, c or d."""
+    KA_values = tuple(KA_values or scale.KA_values)
+    if figure == "b":
+        return [_config(scale, dataset, KA=ka, R=R) for ka in KA_values for R in scale.ratios]
+    if figure == "c":
+        return [_config(scale, dataset, KA=KA_values[0], R=R, weight_decay=wd)
+                for wd in scale.weight_decays for R in scale.ratios]
+    if figure == "d":
+        return [_config(scale, dataset, KA=KA_values[0], R=scale.oversampling_R, wr=w) for w in scale.oversampling_wr]
+    raise ValueError(f"figure {figure!r} trains no networks; networks are behind b, c and d")
