@@ -23,8 +23,9 @@ data:
 		(apt-get install -y -q dataset-fashion-mnist || (apt-get update -q && apt-get install -y -q dataset-fashion-mnist)) >/dev/null \
 		|| echo "note: could not install dataset-fashion-mnist; FashionMNIST tests will be skipped"; fi
 
+# the main job: the model figure always, the small network series where FashionMNIST is present
 run: setup
-	$(VENV)/bin/lpm solve
+	$(VENV)/bin/lpm reproduce quick --scale quick --out results/quick
 
 test: setup
 	$(PY) -m pytest -q

@@ -165,6 +165,16 @@ def test_infinite_ratio_and_cifar(tmp_path):
     assert train(cfg, tmp_path / "c", progress=False)["class_counts"] == [15] * 5 + [5] * 5
 
 
+def test_long_tailed_training(tmp_path):
+    rec = train(_tiny(tmp_path, R=4.0, imbalance="long-tailed", epochs=1, measurements=1), tmp_path / "lt", progress=False)
+    counts = rec["class_counts"]
+    assert counts[0] == 40 and counts[-1] == 10 and all(a >= b for a, b in zip(counts, counts[1:]))
+    with pytest.raises(ValueError, match="imbalance must be one of"):
+        _tiny(tmp_path, imbalance="zipf")
+    with pytest.raises(ValueError, match="finite ratio"):
+        _tiny(tmp_path, imbalance="long-tailed", R=math.inf)
+
+
 def test_network_geometry_equals_model_geometry():
     r = solve(LPMProblem("100x4,1x3", 5, 1))
     W, H = r.factors()

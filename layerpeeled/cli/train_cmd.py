@@ -6,7 +6,7 @@ from dataclasses import fields
 
 from ..networks.data import DATASETS
 from ..networks.models import MODELS
-from ..networks.train import PRESETS, TrainConfig, make_config, train
+from ..networks.train import IMBALANCES, PRESETS, TrainConfig, make_config, train
 
 
 def register(sub):
@@ -19,6 +19,8 @@ def register(sub):
     p.add_argument("--KA", type=int, default=5, help="majority classes 0..KA-1 (default 5)")
     p.add_argument("--R", type=float, default=100.0, help="imbalance ratio n_A/n_B; inf: no minority examples")
     p.add_argument("--wr", type=int, default=1, help="oversample every minority example this many times")
+    p.add_argument("--imbalance", default="step", choices=IMBALANCES,
+                   help="step: K_A classes of n_A, the rest n_A // R; long-tailed: n_k = n_A R^(-k/(K-1))")
     for f in fields(TrainConfig):
         if f.name in ("nA", "epochs", "lr", "momentum", "weight_decay", "batch_size", "seed", "measurements"):
             p.add_argument(f"--{f.name.replace('_', '-')}", dest=f.name, type=int if f.type in ("int", "int | None") else float,
@@ -31,7 +33,7 @@ def register(sub):
 
 
 def run(args) -> int:
-    overrides = {k: getattr(args, k) for k in ("dataset", "data_dir", "model", "KA", "R", "wr", "nA", "epochs", "lr",
+    overrides = {k: getattr(args, k) for k in ("dataset", "data_dir", "model", "KA", "R", "wr", "imbalance", "nA", "epochs", "lr",
                                                "momentum", "weight_decay", "batch_size", "seed", "measurements")}
     if args.milestones:
         overrides["milestones"] = tuple(int(m) for m in args.milestones.split(","))

@@ -20,9 +20,12 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from ..sweeps.store import atomic_write_text
-from .data import MAJORITY_SIZE, load_dataset, oversample, step_subset, to_tensor
+from .data import MAJORITY_SIZE, load_dataset, long_tailed_subset, oversample, step_subset, to_tensor
 from .measure import measure
 from .models import MODELS, build_model
+
+
+IMBALANCES = ("step", "long-tailed")
 
 
 @dataclass(frozen=True)
@@ -33,7 +36,8 @@ class TrainConfig:
     data_dir: str | None = None
     model: str = "vgg11"
     KA: int = 5
-    R: float = 1.0  # n_A / n_B; math.inf: no minority examples
+    R: float = 1.0  # n_A / n_B (step) or n_max / n_min (long-tailed); math.inf: no minority examples
+    imbalance: str = "step"  # "step" (K_A majority classes) or "long-tailed" (n_k = n_A R^(-k/(K-1)))
     wr: int = 1  # oversampling factor of the minority
     nA: int | None = None  # majority examples per class (default: the paper's 6000 / 5000)
     epochs: int = 350
@@ -60,6 +64,10 @@ class TrainConfig:
                 raise ValueError(f"{name} must be a finite number >= 0, got {v!r}")
         if not (self.R >= 1):
             raise ValueError(f"R must be >= 1 (inf: no minority examples), got {self.R!r}")
+        if self.imbalance not in IMBALANCES:
+            raise ValueError(f"imbalance must be one of {IMBALANCES}, got {self.imbalance!r}")
+        if self.imbalance == "long-tailed" and math.isinf(self.R):
+            raise ValueError("long-tailed imbalance needs a finite ratio R = n_max / n_min")
         object.__setattr__(self, "milestones", tuple(int(m) for m in self.milestones))
 
     @property
@@ -74,7 +82,7 @@ class TrainConfig:
 
     @classmethod
     def from_json(cls, d: dict) -> "TrainConfig":
-        d = dict(d)
+        d = {"imbalance": "step", **d}
         d["R"] = math.inf if d["R"] == "inf" else d["R"]
         return cls(**d)
 
@@ -119,7 +127,10 @@ class RunData:
         K = ds.num_classes
         if config.KA > K:
             raise ValueError(f"KA = {config.KA} exceeds the {K} classes of {config.dataset}")
-        idx = step_subset(ds.train_y, config.KA, config.R, config.majority_size, config.seed, K)
+        if config.imbalance == "step":
+            idx = step_subset(ds.train_y, config.KA, config.R, config.majority_size, config.seed, K)
+        else:  # geometry still splits head (classes < K_A) from tail
+            idx = long_tailed_subset(ds.train_y, config.majority_size, config.R, config.seed)
         idx = oversample(idx, ds.train_y, range(config.KA, K), config.wr)
         self.K, self.KA = K, config.KA
         self.x = to_tensor(ds.train_x[idx], config.dataset).to(device)
