@@ -2,11 +2,12 @@
 from __future__ import annotations
 
 import math
-from dataclasses import fields
-
 from ..networks.data import DATASETS
 from ..networks.models import MODELS
-from ..networks.train import IMBALANCES, PRESETS, TrainConfig, make_config, train
+from ..networks.train import IMBALANCES, PRESETS, make_config, train
+
+OVERRIDABLE = {"nA": int, "epochs": int, "lr": float, "momentum": float, "weight_decay": float,
+               "batch_size": int, "seed": int, "measurements": int}
 
 
 def register(sub):
@@ -21,10 +22,8 @@ def register(sub):
     p.add_argument("--wr", type=int, default=1, help="oversample every minority example this many times")
     p.add_argument("--imbalance", default="step", choices=IMBALANCES,
                    help="step: K_A classes of n_A, the rest n_A // R; long-tailed: n_k = n_A R^(-k/(K-1))")
-    for f in fields(TrainConfig):
-        if f.name in ("nA", "epochs", "lr", "momentum", "weight_decay", "batch_size", "seed", "measurements"):
-            p.add_argument(f"--{f.name.replace('_', '-')}", dest=f.name, type=int if f.type in ("int", "int | None") else float,
-                           default=None, help=f"override the preset's {f.name}")
+    for name, kind in OVERRIDABLE.items():
+        p.add_argument(f"--{name.replace('_', '-')}", dest=name, type=kind, default=None, help=f"override the preset's {name}")
     p.add_argument("--milestones", default=None, help="comma list of epochs dividing the learning rate by 10")
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:1 ... (default: CUDA when present)")
     p.add_argument("--out", required=True, help="run folder: config, records, checkpoint, figure")
@@ -33,8 +32,7 @@ def register(sub):
 
 
 def run(args) -> int:
-    overrides = {k: getattr(args, k) for k in ("dataset", "data_dir", "model", "KA", "R", "wr", "imbalance", "nA", "epochs", "lr",
-                                               "momentum", "weight_decay", "batch_size", "seed", "measurements")}
+    overrides = {k: getattr(args, k) for k in ("dataset", "data_dir", "model", "KA", "R", "wr", "imbalance", *OVERRIDABLE)}
     if args.milestones:
         overrides["milestones"] = tuple(int(m) for m in args.milestones.split(","))
     config = make_config(args.preset, **overrides)

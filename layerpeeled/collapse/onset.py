@@ -13,6 +13,7 @@ optimal iff phi_v(R) = max(|df/db_B|, sigma_max(df/dM)) / |df/db_A| - 1 <= 0, wh
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -44,14 +45,13 @@ def collapse_margin(KA: int, KB: int, R: float, EH: float = 5.0, EW: float = 1.0
 
 def vanish_margin(KA: int, KB: int, R: float, EH: float = 5.0, EW: float = 1.0) -> float:
     """phi_v(R) (<= 0 iff the optimum has vanished minority classifiers); closed form, no solve."""
-    prog = ReducedProgram(_problem(KA, KB, R, EH, EW))
-    x = np.zeros(2 + 4)
-    x[0] = prog.tau if KA > 1 else 0.0
-    _, g = prog.value_grad(x)
-    gb = prog.last_gb
     if KA < 2:  # a single majority class cannot form a simplex on its own
         return math.inf
-    return max(abs(gb[1]), float(np.linalg.norm(g[2:].reshape(2, 2), 2))) / abs(gb[0]) - 1.0
+    prog = ReducedProgram(_problem(KA, KB, R, EH, EW))
+    x = np.zeros(2 + 4)
+    x[0] = prog.tau
+    _, gb, gM = prog.derivatives(x)
+    return max(abs(gb[1]), float(np.linalg.norm(gM, 2))) / abs(gb[0]) - 1.0
 
 
 @dataclass(frozen=True)
@@ -98,8 +98,6 @@ def find_onset(KA: int, KB: int, EH: float = 5.0, EW: float = 1.0, rel: float = 
 
     Both margins are assumed to change sign once (checked: a bracket of opposite signs is returned).
     """
-    import time
-
     start = time.perf_counter()
     for name, v in (("KA", KA), ("KB", KB)):
         if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:

@@ -99,7 +99,8 @@ class ReducedProgram:
     def split(self, x):
         return x[: self.G], x[self.G:].reshape(self.G, self.G)
 
-    def value_grad(self, x):
+    def derivatives(self, x):
+        """Objective and its gradient in every coordinate, b_g of held-collapsed groups included."""
         G, K = self.G, self.K
         b, M = self.split(x)
         a = np.where(self.many, b / np.where(self.many, K - 1, 1), 0.0)
@@ -113,8 +114,13 @@ class ReducedProgram:
         gM = d_o / self.sqrtKK
         gM[np.diag_indices(G)] = (d_t + d_e) / K
         ga = d_t * (1 - 1 / K) - d_e / K
-        self.last_gb = np.where(self.many, ga / np.where(self.many, K - 1, 1), 0.0)
-        return float(self.omega @ loss), np.concatenate([np.where(self.free, self.last_gb, 0.0), gM.ravel()])
+        gb = np.where(self.many, ga / np.where(self.many, K - 1, 1), 0.0)
+        return float(self.omega @ loss), gb, gM
+
+    def value_grad(self, x):
+        """Objective and gradient over the free coordinates (what the solver moves)."""
+        f, gb, gM = self.derivatives(x)
+        return f, np.concatenate([np.where(self.free, gb, 0.0), gM.ravel()])
 
     def project(self, x):
         b, M = self.split(x)
@@ -154,9 +160,10 @@ def solve_reduced(problem: LPMProblem, *, tol: float = 1e-9, max_iter: int = 200
                 lipschitz=float(prog.omega.max()), tol=tol, max_iter=max_iter, callback=callback)
     b, M = prog.split(out.x)
     sol = BlockLogits(problem, b, M)
+    _, gb, gM = prog.derivatives(out.x)
     return SolveResult(problem=problem, value=out.value, gap=out.gap, method="reduced",
                        status="optimal" if out.converged else "max_iter", iterations=out.iterations,
                        seconds=time.perf_counter() - start, solution=sol,
                        info={"blocks": {k: v.tolist() for k, v in sol.blocks.items()},
-                             "multiplier": prog.dual_norm(prog.value_grad(out.x)[1]),
-                             "b_gradient": prog.last_gb.tolist()})
+                             "multiplier": prog.dual_norm(np.concatenate([np.where(prog.free, gb, 0.0), gM.ravel()])),
+                             "b_gradient": gb.tolist()})
