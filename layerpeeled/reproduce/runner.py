@@ -39,6 +39,7 @@ def train_task(config: dict, root: str, data_dir: str | None, threads: int = 1) 
 def run_networks(configs: list[dict], root, data_dir=None, scheduler: str | None = None, workers: int | None = None,
                  progress: bool = True) -> ResultStore:
     """Run every configuration not yet stored under ``root``, in parallel on Dask."""
+    import dask
     from dask.distributed import Client, LocalCluster, as_completed
 
     store = ResultStore(root)
@@ -52,7 +53,11 @@ def run_networks(configs: list[dict], root, data_dir=None, scheduler: str | None
             cores = os.cpu_count() or 1
             workers = workers or max(1, min(len(todo), cores // 2 or 1))
             threads = max(1, cores // workers)
-            cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None)
+            # Dask's worker defaults (trim freed memory above 64 kB, one BLAS thread) suit data
+            # frames, not a training loop that allocates batch tensors every step
+            environ = {"MALLOC_TRIM_THRESHOLD_": 2**30, "OMP_NUM_THREADS": threads}
+            with dask.config.set({f"distributed.nanny.pre-spawn-environ.{k}": v for k, v in environ.items()}):
+                cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None)
             client = Client(cluster)
         try:
             futures = [client.submit(train_task, c, str(root), data_dir, threads, key=f"train-{config_key(c)}", pure=False)
