@@ -6,6 +6,7 @@ import math
 
 from tqdm.auto import tqdm
 
+from ..geometry.report import RECORD_FIELDS
 from ..losses import CrossEntropy
 from ..problem import LPMProblem, step_counts
 from ..solvers import solve
@@ -44,18 +45,10 @@ def solve_config(config: dict) -> dict:
     """The record of one configuration: certificate, cost, and majority/minority geometry."""
     result = solve(config_problem(config), config["method"], tol=config["tol"])
     rec = {k: getattr(result, k) for k in ("value", "gap", "method", "status", "iterations", "seconds")}
-    rec["method"] = result.method
-    geo = result.geometry
-    for name, g in zip(("majority", "minority"), geo.groups):
-        for field in ("w_norm2", "h_norm2", "w_cos", "h_cos", "w_spread", "vanished"):
-            rec[f"{name}_{field}"] = getattr(g, field)
-    if len(geo.groups) == 1:  # R = w_r: balanced, the minority is a copy of the majority
-        for field in ("w_norm2", "h_norm2", "w_cos", "h_cos", "w_spread", "vanished"):
-            rec[f"minority_{field}"] = rec[f"majority_{field}"]
+    rec.update(result.geometry.flat())
+    if len(result.geometry.groups) == 1:  # R = w_r: balanced, the minority classes are like the majority
+        rec.update({f"minority_{f}": rec[f"majority_{f}"] for f in RECORD_FIELDS})
         rec["between_cos"] = rec["majority_w_cos"]
-    else:
-        rec["between_cos"] = geo.w_cross_cos[0][1]
-    rec["w_etf_distance"] = geo.w_etf_distance
     return rec
 
 

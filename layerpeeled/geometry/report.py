@@ -12,6 +12,7 @@ import numpy as np
 
 from .gram import GramStats
 
+RECORD_FIELDS = ("w_norm2", "h_norm2", "w_cos", "h_cos", "w_spread", "vanished")
 VANISH_RTOL = 1e-10  # a group vanishes when its mean squared norm is below this times the largest
 
 
@@ -48,6 +49,14 @@ class Geometry:
             "w_etf_distance": self.w_etf_distance,
             "h_etf_distance": self.h_etf_distance,
         }
+
+    def flat(self, names=("majority", "minority")) -> dict:
+        """Flat record fields ``<name>_<field>`` for the first groups, the between-group cosine and
+        the ETF distance: the columns of sweep tables and training records."""
+        rec = {f"{name}_{field}": getattr(g, field) for name, g in zip(names, self.groups) for field in RECORD_FIELDS}
+        rec["between_cos"] = self.w_cross_cos[0][1] if len(self.groups) > 1 else None
+        rec["w_etf_distance"] = self.w_etf_distance
+        return rec
 
     def summary(self) -> str:
         lines = [f"{'count':>10} {'classes':>7} {'|w|^2':>10} {'|h|^2':>10} {'cos(w)':>9} {'spread':>9}  note"]

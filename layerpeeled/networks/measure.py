@@ -57,11 +57,6 @@ def measure(model, data) -> dict:
     np.add.at(sq, y, (H**2).sum(1))
     rec["EW"] = float((W**2).sum(1).mean())
     rec["EH"] = float((sq[present] / counts[present]).mean())  # (1/K) sum_k (1/n_k) sum_i |h_ki|^2
-    geo = classifier_geometry(W, data.KA, data.counts, means)
-    for name, g in zip(("majority", "minority"), geo.groups):
-        for field in ("w_norm2", "h_norm2", "w_cos", "h_cos", "w_spread", "vanished"):
-            rec[f"{name}_{field}"] = getattr(g, field)
-    rec["between_cos"] = geo.w_cross_cos[0][1] if len(geo.groups) > 1 else None
-    rec["w_etf_distance"] = geo.w_etf_distance
+    rec.update(classifier_geometry(W, data.KA, data.counts, means).flat())
     rec["class_counts"] = data.counts.tolist()
     return rec
