@@ -94,6 +94,8 @@ class ReducedProgram:
         self.mult = np.tile(self.K, (self.G, 1))  # c_gh appears K_h times in a row of group g
         np.fill_diagonal(self.mult, self.K - 1)  # e_g appears K_g - 1 times
         self.sqrtKK = np.sqrt(np.outer(self.K, self.K))
+        self.inv_Km1 = np.where(self.many, 1.0 / np.maximum(self.K - 1, 1), 0.0)  # a_g = b_g / (K_g - 1)
+        self.diag = np.diag_indices(self.G)
         self.tau = problem.radius
 
     def split(self, x):
@@ -101,20 +103,19 @@ class ReducedProgram:
 
     def derivatives(self, x):
         """Objective and its gradient in every coordinate, b_g of held-collapsed groups included."""
-        G, K = self.G, self.K
+        K = self.K
         b, M = self.split(x)
-        a = np.where(self.many, b / np.where(self.many, K - 1, 1), 0.0)
-        e = (np.diag(M) - a) / K
+        a = b * self.inv_Km1
+        e = (M[self.diag] - a) / K
         d = e + a
         others = M / self.sqrtKK
-        others[np.diag_indices(G)] = e
+        others[self.diag] = e
         loss, d_t, d_o = self.problem.loss.rows(d, others, self.mult)
         d_t, d_o = self.omega * d_t, self.omega[:, None] * d_o
-        d_e = np.diag(d_o).copy()
+        d_e = d_o[self.diag]
         gM = d_o / self.sqrtKK
-        gM[np.diag_indices(G)] = (d_t + d_e) / K
-        ga = d_t * (1 - 1 / K) - d_e / K
-        gb = np.where(self.many, ga / np.where(self.many, K - 1, 1), 0.0)
+        gM[self.diag] = (d_t + d_e) / K
+        gb = (d_t * (1 - 1 / K) - d_e / K) * self.inv_Km1
         return float(self.omega @ loss), gb, gM
 
     def value_grad(self, x):
@@ -135,7 +136,7 @@ class ReducedProgram:
     def dual_norm(self, g) -> float:
         """max(|g_b|_inf, sigma_max(g_M)) over the free coordinates: the multiplier at an optimum."""
         gb, gM = self.split(g)
-        return max(float(np.abs(gb[self.free]).max(initial=0.0)), float(np.linalg.norm(gM, 2)))
+        return max(float(np.abs(gb[self.free]).max(initial=0.0)), float(np.linalg.svd(gM, compute_uv=False)[0]))
 
     def start(self):
         """The balanced optimum (a simplex ETF): b_g = tau (K_g - 1)/(K - 1), M = 0 but its group part."""
@@ -157,7 +158,7 @@ def solve_reduced(problem: LPMProblem, *, tol: float = 1e-9, max_iter: int = 200
     start = time.perf_counter()
     prog = ReducedProgram(problem, collapsed)
     out = fista(prog.start(), prog.value_grad, prog.project, prog.gap,
-                lipschitz=float(prog.omega.max()), tol=tol, max_iter=max_iter, callback=callback)
+                lipschitz=float(prog.omega.max()), tol=tol, max_iter=max_iter, callback=callback, check_every=2)
     b, M = prog.split(out.x)
     sol = BlockLogits(problem, b, M)
     _, gb, gM = prog.derivatives(out.x)
