@@ -1,10 +1,11 @@
 """Figure output shared by the model, network and reproduction plots (matplotlib, headless)."""
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import matplotlib
+
+from .atomic import atomic_path
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -27,9 +28,8 @@ def save_figure(fig, folder, stem: str, formats=("png",)) -> list[Path]:
     paths = []
     for fmt in check_formats(formats):
         path = folder / f"{stem}.{fmt}"
-        tmp = folder / f".{stem}.tmp.{fmt}"
-        fig.savefig(tmp, dpi=150, bbox_inches="tight")
-        os.replace(tmp, path)
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, format=fmt, dpi=150, bbox_inches="tight")
         paths.append(path)
     plt.close(fig)
     return paths

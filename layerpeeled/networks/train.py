@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import time
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -19,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from ..sweeps.store import atomic_write_text
+from ..atomic import atomic_path, atomic_write_text
 from .data import MAJORITY_SIZE, load_dataset, long_tailed_subset, oversample, step_subset, to_tensor
 from .measure import measure
 from .models import MODELS, build_model
@@ -205,10 +204,9 @@ def train(config: TrainConfig, out, resume: bool = False, device: str | None = N
             records.append(rec)
             atomic_write_text(out / "records.json", json.dumps(records))
             _write_table(out, records)
-        tmp = out / ".checkpoint.pt.tmp"
-        torch.save({"model": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
-                    "generator": gen.get_state(), "epoch": epoch, "records": records}, tmp)
-        os.replace(tmp, ckpt_path)
+        with atomic_path(ckpt_path) as tmp:
+            torch.save({"model": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
+                        "generator": gen.get_state(), "epoch": epoch, "records": records}, tmp)
     if last == config.epochs and records:
         from .plots import plot_run
 

@@ -7,7 +7,7 @@ import json
 import time
 from pathlib import Path
 
-from ..sweeps.store import atomic_write_text
+from ..atomic import atomic_write_text
 
 STYLE = ("body{font-family:sans-serif;max-width:1100px;margin:2em auto;line-height:1.4}"
          "img{max-width:100%;border:1px solid #ddd}table{border-collapse:collapse;font-size:0.85em}"

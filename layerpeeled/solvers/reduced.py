@@ -121,7 +121,11 @@ class ReducedProgram:
     def value_grad(self, x):
         """Objective and gradient over the free coordinates (what the solver moves)."""
         f, gb, gM = self.derivatives(x)
-        return f, np.concatenate([np.where(self.free, gb, 0.0), gM.ravel()])
+        return f, self.free_gradient(gb, gM)
+
+    def free_gradient(self, gb, gM):
+        """The gradient as the solver's flat vector, zero on held-collapsed and one-class groups."""
+        return np.concatenate([np.where(self.free, gb, 0.0), gM.ravel()])
 
     def project(self, x):
         b, M = self.split(x)
@@ -166,5 +170,5 @@ def solve_reduced(problem: LPMProblem, *, tol: float = 1e-9, max_iter: int = 200
                        status="optimal" if out.converged else "max_iter", iterations=out.iterations,
                        seconds=time.perf_counter() - start, solution=sol,
                        info={"blocks": {k: v.tolist() for k, v in sol.blocks.items()},
-                             "multiplier": prog.dual_norm(np.concatenate([np.where(prog.free, gb, 0.0), gM.ravel()])),
+                             "multiplier": prog.dual_norm(prog.free_gradient(gb, gM)),
                              "b_gradient": gb.tolist()})

@@ -9,9 +9,9 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
-import tempfile
 from pathlib import Path
+
+from ..atomic import atomic_write_text
 
 
 def _clean(value):
@@ -32,25 +32,6 @@ def config_key(config: dict) -> str:
     canon = json.dumps(_clean({k: (float(v) if isinstance(v, int) and not isinstance(v, bool) else v)
                                for k, v in config.items()}), sort_keys=True)
     return hashlib.sha1(canon.encode()).hexdigest()[:16]
-
-
-def atomic_write_text(path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file and a rename: readers never see half a file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; results are ordinary files
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 class ResultStore:
