@@ -6,6 +6,7 @@ from pathlib import Path
 
 from ..collapse.figures import model_curve
 from ..networks.data import FASHION_MNIST_DIR
+from ..sweeps import config_key
 from . import figures as netfig
 from .bridge import bridge, ratio_label, summarise
 from .report import write_report
@@ -64,7 +65,7 @@ def reproduce(figures, scale: str = "cpu", out="results", dataset: str = "fashio
     net_figs = [f for f in figures if f != "a"]
     if net_figs:
         configs = {f: network_configs(f, sc, dataset, KA_values) for f in net_figs}
-        union = list({id_: c for id_, c in ((str(sorted(c.items())), c) for cs in configs.values() for c in cs)}.values())
+        union = list({config_key(c): c for cs in configs.values() for c in cs}.values())  # (b) and (c) share runs
         t = time.perf_counter()
         store = run_networks(union, out / "networks", data_dir, scheduler=scheduler, workers=workers, progress=progress)
         timings["training"] = time.perf_counter() - t
