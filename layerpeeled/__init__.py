@@ -3,9 +3,25 @@
     >>> from layerpeeled import LPMProblem, solve
     >>> result = solve(LPMProblem("5000x5,50x5", EH=5, EW=1))
     >>> result.value, result.gap, result.geometry.groups[1].w_cos
+
+Names are imported on first use, so ``import layerpeeled.cli`` (the ``lpm`` command) loads nothing
+heavy before it has set its thread environment.
 """
-from .problem import Group, LPMProblem, long_tailed_counts, parse_counts, step_counts
-from .solvers import SolveResult, solve
+from __future__ import annotations
+
+import importlib
 
 __version__ = "0.1.0"
-__all__ = ["LPMProblem", "Group", "solve", "SolveResult", "parse_counts", "step_counts", "long_tailed_counts"]
+_EXPORTS = {"LPMProblem": "problem", "Group": "problem", "parse_counts": "problem", "step_counts": "problem",
+            "long_tailed_counts": "problem", "solve": "solvers", "SolveResult": "solvers"}
+__all__ = list(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(list(globals()) + __all__)

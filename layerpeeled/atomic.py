@@ -7,6 +7,16 @@ from contextlib import contextmanager
 from pathlib import Path
 
 
+def output_folder(path, create: bool = True) -> Path:
+    """``path`` as a folder for results: created when missing, a clear error when it is a file."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise ValueError(f"--out {path} is a file, not a folder: choose a folder for the results")
+    if create:
+        path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
 @contextmanager
 def atomic_path(path):
     """Yield a hidden temporary path next to ``path`` (ending in .tmp, so no glob for the real

@@ -63,3 +63,6 @@ class CrossEntropy(Loss):
 
     def __repr__(self) -> str:
         return "CrossEntropy()"
+
+
+LOSSES = {"cross-entropy": CrossEntropy}  # loss names accepted wherever a loss is chosen by name

@@ -1,16 +1,24 @@
-"""Figure output shared by the model, network and reproduction plots (matplotlib, headless)."""
+"""Figure output shared by the model, network and reproduction plots (matplotlib, headless).
+
+matplotlib is loaded on the first figure, not on import, so commands that draw nothing stay quick.
+"""
 from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
-
-from .atomic import atomic_path
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+from .atomic import atomic_path, output_folder
 
 FORMATS = ("png", "svg", "pdf")
+
+
+def pyplot():
+    """matplotlib.pyplot on the headless Agg backend."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
 
 
 def check_formats(formats) -> tuple[str, ...]:
@@ -23,13 +31,12 @@ def check_formats(formats) -> tuple[str, ...]:
 
 def save_figure(fig, folder, stem: str, formats=("png",)) -> list[Path]:
     """Save ``fig`` as folder/stem.<fmt> for each format, each written atomically; closes it."""
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
+    folder = output_folder(folder)
     paths = []
     for fmt in check_formats(formats):
         path = folder / f"{stem}.{fmt}"
         with atomic_path(path) as tmp:
             fig.savefig(tmp, format=fmt, dpi=150, bbox_inches="tight")
         paths.append(path)
-    plt.close(fig)
+    pyplot().close(fig)
     return paths

@@ -14,6 +14,7 @@ import numpy as np
 
 from .losses import CrossEntropy, Loss
 
+MAX_MARGIN = 650.0  # exp(-650) ~ 1e-282: beyond such logit margins every loss underflows double precision
 _ITEM = re.compile(r"^\s*([^xX*\s]+)\s*(?:[xX*]\s*(\S+))?\s*$")
 
 
@@ -121,6 +122,13 @@ class LPMProblem:
         object.__setattr__(self, "counts", arr)
         object.__setattr__(self, "EH", _positive_finite("EH", self.EH))
         object.__setattr__(self, "EW", _positive_finite("EW", self.EW))
+        margin = self.K / (self.K - 1) * math.sqrt(self.EH) * math.sqrt(self.EW)
+        if margin > MAX_MARGIN:
+            bound = (MAX_MARGIN * (self.K - 1) / self.K) ** 2
+            raise ValueError(f"E_H*E_W = {self.EH:.4g} * {self.EW:.4g} is too large for K = {self.K}: the balanced margin "
+                             f"K sqrt(E_H E_W)/(K-1) = {margin:.4g} makes every loss underflow double precision "
+                             f"(exp(-{MAX_MARGIN:g}) ~ 1e-282), so no solver can resolve the optimum; keep "
+                             f"E_H*E_W <= {bound:.4g}")
         if not isinstance(self.loss, Loss):
             raise TypeError(f"loss must implement layerpeeled.losses.Loss, got {self.loss!r}")
 

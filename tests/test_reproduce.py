@@ -11,7 +11,8 @@ import time
 import pytest
 from fakedata import write_fashion
 
-from layerpeeled.networks.train import make_config, train
+from layerpeeled.networks.config import make_config
+from layerpeeled.networks.train import train
 from layerpeeled.reproduce import scales
 from layerpeeled.reproduce.bridge import bridge_run
 from layerpeeled.reproduce.pipeline import reproduce

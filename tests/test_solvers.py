@@ -59,14 +59,6 @@ def test_balanced_closed_form_sdp(K, EH, EW):
     assert r.value - exact <= r.gap * (1 + 1e-9) + 1e-15
 
 
-def test_reduced_from_random_start_balanced(rng):
-    for K in [3, 10, 50]:
-        P = LPMProblem([1.0] * K, 5, 1)
-        x0 = rng.normal(size=2)
-        r = solve_reduced(P, tol=1e-12, x0=x0)
-        assert abs(r.value - balanced_value(K, 5, 1)) <= 1e-9 * r.value
-
-
 def _random_counts(rng):
     """3..6 classes in 1..3 groups of equal counts, counts spread over three decades."""
     K = int(rng.integers(3, 7))

@@ -1,28 +1,47 @@
-"""The ``lpm`` command line: one sub-command per job, each a thin layer over the Python API."""
+"""The ``lpm`` command line: one sub-command per job, each a thin layer over the Python API.
+
+Heavy libraries (torch, Dask, matplotlib, cvxpy, scipy.optimize) are imported inside the
+sub-command that needs them, so ``lpm solve`` starts in about the time numpy takes to import.
+"""
 from __future__ import annotations
 
 import argparse
+import importlib
+import os
 import sys
 
-from . import collapse_cmd, reproduce_cmd, solve_cmd, train_cmd
+COMMANDS = ("solve_cmd", "collapse_cmd", "train_cmd", "reproduce_cmd")
+# On a small machine shared with other work, spinning thread pools steal the cores they wait for:
+# OpenMP threads (torch) sleep while idle, and numpy's BLAS runs on one thread (our solves are many
+# small matrix operations that a second thread does not speed up but a busy core slows down 10x).
+# Set before numpy or torch is loaded; a value the user exported wins.
+THREAD_ENVIRONMENT = {"OMP_WAIT_POLICY": "PASSIVE", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 
-COMMANDS = [solve_cmd, collapse_cmd, train_cmd, reproduce_cmd]
+
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Every option's help ends with its default."""
+
+
+def configure_threads(environ=os.environ) -> None:
+    for key, value in THREAD_ENVIRONMENT.items():
+        environ.setdefault(key, value)
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lpm", description="The Layer-Peeled Model: solve, analyse, train, reproduce.")
     sub = parser.add_subparsers(dest="command", required=True)
-    for module in COMMANDS:
-        module.register(sub)
+    for name in COMMANDS:
+        importlib.import_module(f"{__name__}.{name}").register(sub)
     return parser
 
 
 def main(argv=None) -> int:
+    configure_threads()
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
         return int(args.run(args) or 0)
-    except (ValueError, FileNotFoundError, FileExistsError, TypeError, RuntimeError) as exc:
+    except (ValueError, FileNotFoundError, FileExistsError, NotADirectoryError, TypeError, RuntimeError) as exc:
         parser.exit(2, f"lpm {args.command}: error: {exc}\n")
 
 

@@ -1,77 +1,99 @@
 """``lpm onset``, ``lpm sweep`` and ``lpm figures``: where Minority Collapse begins, and maps of it."""
 from __future__ import annotations
 
-import json
+from contextlib import nullcontext
 
-from ..collapse import find_onset, min_oversampling
-from ..collapse.figures import all_model_figures
 from ..collapse.mitigation import MITIGATIONS
-from ..collapse.sweep import LOSSES, model_configs, run_sweep
-from ..plotting import FORMATS
+from ..jsonio import dumps
+from ..losses import LOSSES
+from ..plotting import FORMATS, check_formats
 from ..solvers import METHODS
-from ..sweeps import ResultStore
-from .values import parse_values
+from .values import VALUES_HELP, add_parallel_args, parse_values
 
 
 def register(sub):
-    p = sub.add_parser("onset", help="exact collapse onset R_0 and vanishing onset R_v for step imbalance")
-    p.add_argument("--KA", type=int, default=5, help="majority classes (default 5)")
-    p.add_argument("--KB", type=int, default=5, help="minority classes (default 5)")
-    p.add_argument("--EH", type=float, default=5.0)
-    p.add_argument("--EW", type=float, default=1.0)
-    p.add_argument("--rel", type=float, default=1e-9, help="relative precision of the onsets in R (default 1e-9)")
-    p.add_argument("--R", type=float, default=None, help="also report the smallest oversampling factor avoiding collapse at this R")
-    p.add_argument("--products", default=None, help="onsets as a function of E_H*E_W instead, e.g. logspace:-1:2:7")
-    p.add_argument("--json", action="store_true", help="print one JSON object on the last line")
+    from . import HelpFormatter
+
+    p = sub.add_parser("onset", help="exact collapse onset R_0 and vanishing onset R_v for step imbalance",
+                       formatter_class=HelpFormatter, epilog=VALUES_HELP)
+    p.add_argument("--KA", type=int, default=5, help="majority classes K_A")
+    p.add_argument("--KB", type=int, default=5, help="minority classes K_B (at least 2)")
+    p.add_argument("--EH", type=float, default=5.0, help="feature energy budget E_H (mean squared feature norm)")
+    p.add_argument("--EW", type=float, default=1.0, help="classifier energy budget E_W (mean squared classifier norm)")
+    p.add_argument("--rel", type=float, default=1e-9, help="relative precision of the onsets in R")
+    p.add_argument("--R", default=None, help="also report the smallest oversampling factor avoiding collapse at this "
+                                             "finite ratio R = n_A/n_B >= 1")
+    p.add_argument("--products", default=None, help="onsets as a function of E_H*E_W instead (a value list, e.g. "
+                                                    "logspace:-1:2:7)")
+    add_parallel_args(p, "the --products scan")
+    p.add_argument("--json", action="store_true", help="print one strict JSON object on the last line")
     p.set_defaults(run=run_onset)
 
-    p = sub.add_parser("sweep", help="solve a grid of step-imbalanced models into a resumable table")
-    p.add_argument("--R", default="logspace:0:4:41", help="ratios (default logspace:0:4:41)")
-    p.add_argument("--KA", default="5")
-    p.add_argument("--KB", default="5")
-    p.add_argument("--EH", default="5")
-    p.add_argument("--EW", default="1")
-    p.add_argument("--E", default=None, help="values of the product E_H*E_W (sets E_H = E, E_W = 1)")
-    p.add_argument("--wr", default="1", help="oversampling / re-weighting factors of the minority")
-    p.add_argument("--mitigation", default="oversample", choices=MITIGATIONS)
-    p.add_argument("--loss", default="cross-entropy", choices=sorted(LOSSES))
-    p.add_argument("--method", default="auto", choices=METHODS)
-    p.add_argument("--tol", type=float, default=1e-9)
+    p = sub.add_parser("sweep", help="solve a grid of step-imbalanced models into a resumable table",
+                       formatter_class=HelpFormatter, epilog=VALUES_HELP)
+    p.add_argument("--R", default="logspace:0:4:41", help="ratios R = n_A/n_B (a value list)")
+    p.add_argument("--KA", default="5", help="majority classes K_A (a value list)")
+    p.add_argument("--KB", default="5", help="minority classes K_B (a value list)")
+    p.add_argument("--EH", default="5", help="feature energy budgets E_H (a value list)")
+    p.add_argument("--EW", default="1", help="classifier energy budgets E_W (a value list)")
+    p.add_argument("--E", default=None, help="values of the product E_H*E_W instead (sets E_H = E, E_W = 1)")
+    p.add_argument("--wr", default="1", help="oversampling / re-weighting factors w_r >= 1 of the minority (a value list)")
+    p.add_argument("--mitigation", default="oversample", choices=MITIGATIONS, help="how w_r is applied")
+    p.add_argument("--loss", default="cross-entropy", choices=sorted(LOSSES), help="loss of the model")
+    p.add_argument("--method", default="auto", choices=METHODS, help="solver")
+    p.add_argument("--tol", type=float, default=1e-9, help="certified relative gap of every solve")
     p.add_argument("--out", required=True, help="folder of the records and table.csv (re-runs skip finished configurations)")
+    add_parallel_args(p, "the solves")
     p.set_defaults(run=run_sweep_cmd)
 
-    p = sub.add_parser("figures", help="write the model figures: cosine vs R, onset phase diagram, oversampling")
-    p.add_argument("--out", default="figures", help="folder (default ./figures)")
-    p.add_argument("--format", default="png", help=f"comma list among {FORMATS} (default png)")
+    p = sub.add_parser("figures", help="write the model figures: cosine vs R, onset phase diagram, oversampling",
+                       formatter_class=HelpFormatter)
+    p.add_argument("--out", default="figures", help="folder of the figures")
+    p.add_argument("--format", default="png", help=f"comma list among {', '.join(FORMATS)}")
     p.add_argument("--quick", action="store_true", help="coarse phase diagram (seconds instead of a minute)")
     p.set_defaults(run=run_figures)
 
 
+def _client(args):
+    """A Dask client when the user asked for parallel work, else nothing (serial in this process)."""
+    from ..sweeps.parallel import check_workers, dask_client
+
+    if args.scheduler or (check_workers(args.workers) or 1) > 1:
+        return dask_client(args.scheduler, args.workers)
+    return nullcontext(None)
+
+
 def run_onset(args) -> int:
+    from ..collapse import find_onset, min_oversampling, onset_vs_energy
+    from ..imbalance import parse_ratio
+
+    R = None if args.R is None else parse_ratio(args.R, "--R", allow_inf=False)
+    if not (0 < args.rel < 1):
+        raise ValueError(f"--rel must be a number in (0, 1), got {args.rel!r}")
     if args.products:
-        rows = []
-        for E in parse_values(args.products, "products"):
-            o = find_onset(args.KA, args.KB, E, 1.0, rel=args.rel)
-            rows.append({"EH*EW": E, "onset": o.onset, "vanish": o.vanish})
-            if not args.json:
-                print(f"E_H*E_W = {E:<10.4g} R_0 = {_fmt(o.onset):<14} R_v = {_fmt(o.vanish)}")
+        products = parse_values(args.products, "products")
+        with _client(args) as client:
+            onsets = onset_vs_energy(args.KA, args.KB, products, rel=args.rel, client=client, progress=not args.json)
+        rows = [{"EH*EW": E, "onset": o.onset, "vanish": o.vanish} for E, o in zip(products, onsets)]
         if args.json:
-            print(json.dumps({"KA": args.KA, "KB": args.KB, "onsets": rows}))
+            print(dumps({"KA": args.KA, "KB": args.KB, "onsets": rows}))
+        for row in [] if args.json else rows:
+            print(f"E_H*E_W = {row['EH*EW']:<10.4g} R_0 = {_fmt(row['onset']):<14} R_v = {_fmt(row['vanish'])}")
         return 0
     o = find_onset(args.KA, args.KB, args.EH, args.EW, rel=args.rel)
     out = o.to_dict()
-    if args.R is not None:
-        out["R"], out["min_wr"] = args.R, min_oversampling(args.R, o.onset)
+    if R is not None:
+        out["R"], out["min_wr"] = R, min_oversampling(R, o.onset)
     if args.json:
-        print(json.dumps(out))
+        print(dumps(out))
         return 0
     print(f"K_A = {o.KA}, K_B = {o.KB}, E_H = {o.EH:g}, E_W = {o.EW:g} ({o.evaluations} margin evaluations, {o.seconds:.3g} s)")
     print(f"collapse onset  R_0 = {_fmt(o.onset)}" + (
         f"   margins {o.onset_margins[0]:+.2e} at R = {o.onset_bracket[0]:.10g}, {o.onset_margins[1]:+.2e} at {o.onset_bracket[1]:.10g}"
         if o.onset_bracket else "   (no collapse up to R = 1e15)"))
     print(f"vanishing onset R_v = {_fmt(o.vanish)}" + ("" if o.vanish else "   (minority classifiers never vanish up to R = 1e15)"))
-    if args.R is not None:
-        print(f"at R = {args.R:g}: oversample the minority by w_r > {out['min_wr']:.8g} to avoid collapse")
+    if R is not None:
+        print(f"at R = {R:g}: oversample the minority by w_r > {out['min_wr']:.8g} to avoid collapse")
     for note in o.notes:
         print("note:", note)
     return 0
@@ -82,6 +104,9 @@ def _fmt(v):
 
 
 def run_sweep_cmd(args) -> int:
+    from ..collapse.sweep import model_configs, run_sweep
+    from ..sweeps import ResultStore
+
     products = parse_values(args.E, "E") if args.E else None
     configs = model_configs(
         parse_values(args.R, "R"), KA=parse_values(args.KA, "KA", int), KB=parse_values(args.KB, "KB", int),
@@ -90,13 +115,15 @@ def run_sweep_cmd(args) -> int:
     store = ResultStore(args.out)
     done = sum(store.has(c) for c in configs)
     print(f"{len(configs)} configurations, {done} already in {args.out}")
-    run_sweep(configs, store)
+    run_sweep(configs, store, scheduler=args.scheduler, workers=args.workers)
     print(f"table: {store.folder / 'table.csv'}")
     return 0
 
 
 def run_figures(args) -> int:
-    formats = [f.strip() for f in args.format.split(",")]
+    from ..collapse.figures import all_model_figures
+
+    formats = check_formats([f.strip() for f in args.format.split(",")])
     for path in all_model_figures(args.out, formats=formats, quick=args.quick):
         print(path)
     return 0

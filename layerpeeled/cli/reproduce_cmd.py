@@ -2,32 +2,41 @@
 from __future__ import annotations
 
 from ..networks.data import DATASETS
-from ..plotting import check_formats
-from ..reproduce.pipeline import reproduce
+from ..plotting import FORMATS, check_formats
 from ..reproduce.scales import SCALES
 
 
 def register(sub):
-    p = sub.add_parser("reproduce", help="reproduce the paper's figures (a-d) and write an HTML report")
+    from . import HelpFormatter
+
+    p = sub.add_parser("reproduce", help="reproduce the paper's figures (a-d) and write an HTML report",
+                       formatter_class=HelpFormatter)
     p.add_argument("figures", nargs="+", help="a (model curve), b (networks vs R), c (model vs networks at two weight "
                    "decays), d (oversampling), all, or quick (a, plus b when FashionMNIST is present)")
     p.add_argument("--scale", default="cpu", choices=sorted(SCALES),
-                   help="quick: minutes; cpu: small CNN, ~20 min per R-series on 2 cores; paper: SPEC §4 recipe (GPU/cluster)")
+                   help="smoke: three tiny runs (a cluster check, under a minute); quick: minutes; cpu: small CNN, "
+                        "~30 min per R-series on 2 cores; paper: SPEC §4 recipe (GPU/cluster)")
     p.add_argument("--out", default=None, help="output folder (default results/<scale>)")
-    p.add_argument("--dataset", default="fashion-mnist", choices=DATASETS)
+    p.add_argument("--dataset", default="fashion-mnist", choices=DATASETS, help="dataset")
     p.add_argument("--data", dest="data_dir", default=None, help="dataset folder (default: Debian's FashionMNIST)")
     p.add_argument("--KA", default=None, help="comma list of K_A values for (b) (default: the scale's)")
-    p.add_argument("--scheduler", default=None, help="address of an existing Dask scheduler (default: a local cluster)")
-    p.add_argument("--workers", type=int, default=None, help="local Dask workers (default: cores / 2)")
-    p.add_argument("--format", default="png", help="comma list of figure formats among png, svg, pdf")
+    p.add_argument("--scheduler", default=None, help="address of an existing Dask scheduler, tcp://host:8786 (default: "
+                   "a local cluster); --out must be on a file system its workers mount at the same path")
+    p.add_argument("--workers", type=int, default=None, help="local Dask worker processes (default: cores / 2)")
+    p.add_argument("--format", default="png", help=f"comma list of figure formats among {', '.join(FORMATS)}")
     p.set_defaults(run=run)
 
 
 def run(args) -> int:
+    from ..reproduce.pipeline import reproduce
+
     formats = check_formats([f.strip() for f in args.format.split(",")])
     if "png" not in formats:
         formats = ("png",) + formats  # the report embeds PNGs
-    KA = [int(k) for k in args.KA.split(",")] if args.KA else None
+    try:
+        KA = [int(k) for k in args.KA.split(",")] if args.KA else None
+    except ValueError:
+        raise ValueError(f"--KA: cannot read {args.KA!r}; give a comma list such as 3,5,7") from None
     path = reproduce(args.figures, scale=args.scale, out=args.out or f"results/{args.scale}", dataset=args.dataset,
                      data_dir=args.data_dir, KA_values=KA, scheduler=args.scheduler, workers=args.workers, formats=formats)
     print(f"report: {path.resolve()}")

@@ -1,7 +1,13 @@
-"""Parsing of value lists on the command line: ``1,10,100``, ``logspace:0:4:41``, ``linspace:1:5:9``."""
+"""Shared command-line pieces: value lists (``1,10,100``, ``logspace:0:4:41``, ``linspace:1:5:9``)
+and the options that send work to Dask."""
 from __future__ import annotations
 
+import math
+
 import numpy as np
+
+VALUES_HELP = ("Value lists: a comma list (1,10,100), logspace:a:b:n (n values from 10^a to 10^b, evenly spaced "
+               "in log scale; logspace:0:4:41 is 1, 10^0.1, ..., 10^4) or linspace:a:b:n (n values from a to b).")
 
 
 def parse_values(text: str, name: str, kind=float) -> list:
@@ -10,6 +16,8 @@ def parse_values(text: str, name: str, kind=float) -> list:
     try:
         if text.startswith(("logspace:", "linspace:")):
             head, a, b, n = text.split(":")
+            if int(n) < 1:
+                raise ValueError
             fn = np.logspace if head == "logspace" else np.linspace
             values = fn(float(a), float(b), int(n)).tolist()
         else:
@@ -17,6 +25,15 @@ def parse_values(text: str, name: str, kind=float) -> list:
     except ValueError:
         raise ValueError(f"--{name}: cannot read {text!r}; give a comma list such as 1,10,100 or "
                          f"logspace:0:4:41 / linspace:1:5:9") from None
-    if not values:
-        raise ValueError(f"--{name}: no values in {text!r}")
+    bad = [v for v in values if isinstance(v, float) and not math.isfinite(v)]
+    if bad:
+        raise ValueError(f"--{name}: {text!r} holds the non-finite value {bad[0]!r}")
     return values
+
+
+def add_parallel_args(p, what: str) -> None:
+    p.add_argument("--workers", type=int, default=None,
+                   help=f"run {what} on a local Dask cluster of this many processes (default: in this process)")
+    p.add_argument("--scheduler", default=None,
+                   help=f"run {what} on an existing Dask cluster at this address (tcp://host:8786); --out must "
+                        "be on a file system its workers mount at the same path")

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..plotting import plt, save_figure
+from ..plotting import pyplot, save_figure
+
+plt = pyplot()
 from .mitigation import min_oversampling
 from .onset import find_onset, onset_vs_energy
 from .sweep import model_configs, paper_ratios, sweep_in_memory

@@ -17,7 +17,6 @@ import time
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
-from scipy.optimize import brentq
 
 from ..problem import LPMProblem, step_counts
 from ..solvers.reduced import ReducedProgram, solve_reduced
@@ -34,13 +33,12 @@ def _problem(KA: int, KB: int, R: float, EH: float, EW: float) -> LPMProblem:
     return LPMProblem(step_counts(KA, KB, R), EH, EW)
 
 
-def collapse_margin(KA: int, KB: int, R: float, EH: float = 5.0, EW: float = 1.0, x0=None,
-                    tol: float = 1e-13) -> tuple[float, np.ndarray]:
-    """phi_c(R) (negative iff the minority classifiers coincide at the optimum) and the face optimum."""
+def collapse_margin(KA: int, KB: int, R: float, EH: float = 5.0, EW: float = 1.0, tol: float = 1e-13) -> float:
+    """phi_c(R): negative iff the minority classifiers coincide at the optimum."""
     if KB < 2:
         raise ValueError(f"collapse needs at least two minority classes, got KB = {KB!r}")
-    r = solve_reduced(_problem(KA, KB, R, EH, EW), collapsed=[1], tol=tol, x0=x0)
-    return abs(r.info["b_gradient"][1]) / r.info["multiplier"] - 1.0, r.solution.vector
+    r = solve_reduced(_problem(KA, KB, R, EH, EW), collapsed=[1], tol=tol)
+    return abs(r.state["b_gradient"][1]) / r.state["multiplier"] - 1.0
 
 
 def vanish_margin(KA: int, KB: int, R: float, EH: float = 5.0, EW: float = 1.0) -> float:
@@ -77,6 +75,8 @@ class Onset:
 
 def _root(fn, lo: float, hi: float, rel: float):
     """Brent's method on log R between a positive and a non-positive margin."""
+    from scipy.optimize import brentq
+
     return math.exp(brentq(lambda t: fn(math.exp(t)), math.log(lo), math.log(hi), xtol=rel / 4, rtol=rel / 4))
 
 
@@ -106,12 +106,10 @@ def find_onset(KA: int, KB: int, EH: float = 5.0, EW: float = 1.0, rel: float = 
         raise ValueError(f"the onset of collapse needs KB >= 2 minority classes, got KB = {KB!r}")
     _problem(KA, KB, 2.0, EH, EW)  # validates the energies
     calls = [0]
-    warm = [None]
 
     def phi_c(R):
         calls[0] += 1
-        value, warm[0] = collapse_margin(KA, KB, R, EH, EW, x0=warm[0], tol=margin_tol(rel))
-        return value
+        return collapse_margin(KA, KB, R, EH, EW, tol=margin_tol(rel))
 
     def phi_v(R):
         calls[0] += 1
@@ -135,6 +133,12 @@ def find_onset(KA: int, KB: int, EH: float = 5.0, EW: float = 1.0, rel: float = 
                  out["vanish"][1], calls[0], time.perf_counter() - start, notes)
 
 
-def onset_vs_energy(KA: int, KB: int, products, rel: float = 1e-7) -> list[Onset]:
-    """R_0 and R_v as functions of E_H E_W (the model depends on the product only)."""
-    return [find_onset(KA, KB, float(E), 1.0, rel) for E in products]
+def onset_vs_energy(KA: int, KB: int, products, rel: float = 1e-7, client=None, progress: bool = False) -> list[Onset]:
+    """R_0 and R_v as functions of E_H E_W (the model depends on the product only); with a Dask
+    ``client`` each product is one task."""
+    items = [(KA, KB, float(E), 1.0, rel) for E in products]
+    if client is None:
+        return [find_onset(*item) for item in items]
+    from ..sweeps.parallel import run_tasks
+
+    return run_tasks(find_onset, items, client, progress=progress, desc="onsets")

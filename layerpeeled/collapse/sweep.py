@@ -7,13 +7,13 @@ import math
 from tqdm.auto import tqdm
 
 from ..geometry.report import RECORD_FIELDS
-from ..losses import CrossEntropy
+from ..losses import LOSSES
 from ..problem import LPMProblem, step_counts
 from ..solvers import solve
-from ..sweeps import ResultStore
+from ..sweeps import ResultStore, config_key
 from .mitigation import effective_counts
 
-LOSSES = {"cross-entropy": CrossEntropy}
+TASKS_PER_WORKER = 8  # a Dask sweep sends its solves in this many chunks per worker (each solve is milliseconds)
 
 
 def model_configs(R, KA=(5,), KB=(5,), EH=(5.0,), EW=(1.0,), wr=(1.0,), mitigation="oversample",
@@ -52,11 +52,35 @@ def solve_config(config: dict) -> dict:
     return rec
 
 
-def run_sweep(configs: list[dict], store: ResultStore, progress: bool = True) -> list[dict]:
-    """Solve every configuration not yet in ``store``; return all their records, in config order."""
-    todo = [c for c in configs if not store.has(c)]
-    for config in tqdm(todo, desc="model sweep", unit="solve", disable=not progress):
+def solve_into(configs: list[dict], folder: str) -> int:
+    """Solve ``configs`` and store each record in ``folder`` as soon as it is done (a Dask task)."""
+    store = ResultStore(folder)
+    for config in configs:
         store.put(config, solve_config(config))
+    return len(configs)
+
+
+def run_sweep(configs: list[dict], store: ResultStore, progress: bool = True, scheduler: str | None = None,
+              workers: int | None = None) -> list[dict]:
+    """Solve every configuration not yet in ``store``; return all their records, in config order.
+
+    With ``scheduler`` or ``workers`` > 1 the solves run as Dask tasks (see :mod:`layerpeeled.sweeps.parallel`).
+    """
+    from ..sweeps.parallel import check_workers
+
+    todo = [c for c in configs if not store.has(c)]
+    if todo and (scheduler or (check_workers(workers) or 1) > 1):
+        from ..sweeps.parallel import dask_client, run_tasks, shared_folder
+
+        with dask_client(scheduler, workers) as client:
+            folder = str(shared_folder(client, store.folder))
+            size = max(1, math.ceil(len(todo) / (TASKS_PER_WORKER * max(1, len(client.scheduler_info()["workers"])))))
+            chunks = [todo[i:i + size] for i in range(0, len(todo), size)]
+            run_tasks(solve_into, [(chunk, folder) for chunk in chunks], client,
+                      keys=[f"solve-{config_key(chunk[0])}" for chunk in chunks], progress=progress, desc="model sweep")
+    else:
+        for config in tqdm(todo, desc="model sweep", unit="solve", disable=not progress):
+            store.put(config, solve_config(config))
     store.export()
     return [store.get(c) for c in configs]
 

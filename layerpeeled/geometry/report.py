@@ -14,6 +14,8 @@ from .gram import GramStats
 
 RECORD_FIELDS = ("w_norm2", "h_norm2", "w_cos", "h_cos", "w_spread", "vanished")
 VANISH_RTOL = 1e-10  # a group vanishes when its mean squared norm is below this times the largest
+NOTE_VANISHED = "vanished"  # norms numerically zero: the cosine is undefined
+NOTE_ONE_CLASS = "one class"  # a group of one class has no pair of classifiers to take a cosine of
 
 
 def _num(x) -> float | None:
@@ -30,6 +32,7 @@ class GroupGeometry:
     h_cos: float | None
     w_spread: float | None  # mean pairwise classifier distance / mean norm of the largest-count group
     vanished: bool  # classifier norms numerically zero: cosines undefined
+    w_cos_note: str | None = None  # why w_cos is None: "vanished" or "one class" (no pair to compare)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -62,7 +65,7 @@ class Geometry:
         lines = [f"{'count':>10} {'classes':>7} {'|w|^2':>10} {'|h|^2':>10} {'cos(w)':>9} {'spread':>9}  note"]
         for g in self.groups:
             fmt = lambda v, w=9: f"{v:>{w}.4g}" if v is not None else f"{'—':>{w}}"
-            note = "vanished (cosine undefined)" if g.vanished else ""
+            note = {NOTE_VANISHED: "vanished (cosine undefined)", NOTE_ONE_CLASS: "one class (no cosine)"}.get(g.w_cos_note, "")
             lines.append(f"{g.count:>10g} {g.classes:>7d} {g.w_norm2:>10.4g} {fmt(g.h_norm2, 10)} "
                          f"{fmt(g.w_cos)} {fmt(g.w_spread)}  {note}")
         if self.w_etf_distance is not None:
@@ -89,6 +92,7 @@ def group_geometry(counts, w_stats: GramStats, h_stats: GramStats | None = None)
             w_cos=None if vanished[g] else _num(w_stats.cos[g]),
             h_cos=None if h_stats is None else _num(h_stats.cos[g]),
             w_spread=_num(spread), vanished=bool(vanished[g]),
+            w_cos_note=NOTE_VANISHED if vanished[g] else NOTE_ONE_CLASS if w_stats.sizes[g] < 2 else None,
         ))
     G = len(counts)
     cross = [[None if vanished[a] or vanished[b] else _num(w_stats.cross_cos[a, b]) for b in range(G)] for a in range(G)]

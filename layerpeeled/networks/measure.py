@@ -8,6 +8,7 @@ import torch
 from ..geometry.gram import GramStats
 from ..geometry.neural_collapse import class_means, nc_metrics
 from ..geometry.report import group_geometry
+from ..imbalance import step_groups
 
 
 @torch.no_grad()
@@ -23,7 +24,9 @@ def _features(model, x, batch: int = 1000):
 
 def _accuracies(prefix: str, pred, y, K: int, KA: int) -> dict:
     out = {f"{prefix}_acc": float(np.mean(pred == y))}
-    for name, mask in (("majority", y < KA), ("minority", y >= KA)):
+    groups = step_groups(K, KA) + [[]]  # no minority group when K_A = K
+    for name, classes in zip(("majority", "minority"), groups):
+        mask = np.isin(y, classes)
         out[f"{prefix}_acc_{name}"] = float(np.mean(pred[mask] == y[mask])) if mask.any() else None
     for k in range(K):
         m = y == k
@@ -33,19 +36,20 @@ def _accuracies(prefix: str, pred, y, K: int, KA: int) -> dict:
 
 def classifier_geometry(W: np.ndarray, KA: int, counts, H_means: np.ndarray | None = None):
     """Majority/minority geometry of classifier rows W (and class means), as for model solutions."""
-    K = W.shape[0]
-    groups = [list(range(KA)), list(range(KA, K))] if KA < K else [list(range(K))]
+    groups = step_groups(W.shape[0], KA)
     gcounts = [float(np.mean([counts[k] for k in g])) for g in groups]
     h_stats = None if H_means is None or np.isnan(H_means).any() else GramStats.from_matrix(H_means @ H_means.T, groups)
     return group_geometry(gcounts, GramStats.from_matrix(W @ W.T, groups), h_stats)
 
 
-def measure(model, data) -> dict:
-    """One record of measurements on the training subset and the whole test set."""
+def measure(model, data, whole_test: bool = True) -> dict:
+    """One record of measurements on the training subset and the test set (``whole_test=False``:
+    on its fixed stratified probe ``data.probe`` only; ``test_examples`` says which)."""
     H, logits = _features(model, data.x)
     y = data.y.cpu().numpy()
-    _, test_logits = _features(model, data.test_x)
-    ty = data.test_y.cpu().numpy()
+    test_x, test_y = (data.test_x, data.test_y) if whole_test else (data.test_x[data.probe], data.test_y[data.probe])
+    _, test_logits = _features(model, test_x)
+    ty = test_y.cpu().numpy()
     W = model.classifier.weight.detach().double().cpu().numpy()
     b = model.classifier.bias.detach().double().cpu().numpy()
     rec = {**_accuracies("train", logits.argmax(1), y, data.K, data.KA),
@@ -59,4 +63,5 @@ def measure(model, data) -> dict:
     rec["EH"] = float((sq[present] / counts[present]).mean())  # (1/K) sum_k (1/n_k) sum_i |h_ki|^2
     rec.update(classifier_geometry(W, data.KA, data.counts, means).flat())
     rec["class_counts"] = data.counts.tolist()
+    rec["test_examples"] = int(len(ty))
     return rec

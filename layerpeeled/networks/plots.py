@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..plotting import plt, save_figure
+from ..plotting import pyplot, save_figure
+
+plt = pyplot()
 
 PANELS = (  # (y label, log scale, [(record key, legend label), ...])
     ("accuracy", False, [("train_acc", "train"), ("test_acc", "test"), ("test_acc_majority", "test, majority"),

@@ -3,22 +3,21 @@ the matching LPM, and set the predicted minority geometry beside the measured on
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 
 import numpy as np
 
+from ..imbalance import INF_SURROGATE
 from ..problem import LPMProblem
 from ..solvers import solve
 
-R_INFINITY_SURROGATE = 1e12  # the LPM needs n_k > 0: R = inf is solved as this ratio (its limit)
 COMPARED = ("minority_w_cos", "majority_w_cos", "between_cos", "norm_ratio")
 
 
 def _counts(record: dict) -> np.ndarray:
     counts = np.asarray(record["class_counts"], dtype=float)
     if (counts == 0).any():
-        counts[counts == 0] = counts.max() / R_INFINITY_SURROGATE
+        counts[counts == 0] = counts.max() / INF_SURROGATE
     return counts
 
 
@@ -62,7 +61,3 @@ def summarise(bridges: list[dict]) -> str:
         if errs:
             parts.append(f"{key.replace('_', ' ')}: mean |model - network| = {np.mean(errs):.3f} over {len(errs)} runs")
     return "; ".join(parts) if parts else "no comparable quantities"
-
-
-def ratio_label(R) -> str:
-    return "inf" if R in ("inf", None) or (isinstance(R, float) and math.isinf(R)) else f"{float(R):g}"

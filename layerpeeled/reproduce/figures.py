@@ -6,12 +6,15 @@ import math
 
 import numpy as np
 
-from ..plotting import plt, save_figure
+from ..imbalance import ratio_from_json
+from ..plotting import pyplot, save_figure
+
+plt = pyplot()
 
 
 def _x(R) -> float:
     """Plot position of a ratio: log10 R, with R = inf one decade right of the largest finite value."""
-    R = math.inf if R == "inf" else float(R)
+    R = ratio_from_json(R)
     return math.inf if math.isinf(R) else math.log10(R)
 
 

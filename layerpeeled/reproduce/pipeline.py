@@ -4,11 +4,14 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from ..atomic import output_folder
 from ..collapse.figures import model_curve
 from ..networks.data import FASHION_MNIST_DIR
 from ..sweeps import config_key
+from ..sweeps.parallel import check_workers
 from . import figures as netfig
-from .bridge import bridge, ratio_label, summarise
+from ..imbalance import INF_SURROGATE, ratio_label
+from .bridge import bridge, summarise
 from .report import write_report
 from .runner import run_networks
 from .scales import FIGURES, get_scale, network_configs
@@ -49,7 +52,8 @@ def reproduce(figures, scale: str = "cpu", out="results", dataset: str = "fashio
     bad = [f for f in figures if f not in FIGURES]
     if bad:
         raise ValueError(f"unknown figure(s) {bad}; choose among {list(FIGURES)}, 'all' or 'quick'")
-    out = Path(out)
+    check_workers(workers)
+    out = output_folder(Path(out).resolve())  # Dask workers elsewhere must write where the caller reads
     figdir = out / "figures"
     sections, timings = [], {}
     if "a" in figures:
@@ -93,7 +97,7 @@ def reproduce(figures, scale: str = "cpu", out="results", dataset: str = "fashio
         sections.append({"title": "The bridge: how close the model came", "figures": [p for p in paths if p.suffix == ".png"],
                          "text": "For every trained network the LPM is solved with the network's measured energies "
                                  "E_W = mean |w_k|^2, E_H = mean over classes of the mean |h|^2, and its class counts "
-                                 "(R = inf solved as R = 1e12). " + summarise(all_bridges) + "."})
+                                 f"(R = inf solved as R = {INF_SURROGATE:g}). " + summarise(all_bridges) + "."})
     settings = {"figures": figures, "scale": scale, "dataset": dataset, "data_dir": str(data_dir or FASHION_MNIST_DIR),
                 "scheduler": scheduler or "local Dask cluster", "seconds": {k: round(v, 1) for k, v in timings.items()}}
     return write_report(out, sections, f"layerpeeled: reproducing Fang et al. (PNAS 2021), scale {scale}", settings)

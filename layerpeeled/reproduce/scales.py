@@ -1,5 +1,6 @@
 """Which networks each figure trains, at each scale.
 
+``smoke`` is three tiny runs, to try a cluster before launching real work;
 ``paper`` is SPEC §4 (VGG11, 6000 majority images per class, 350 epochs: for a GPU or a cluster);
 ``cpu`` the ``cpu`` training preset (small CNN, 1000 per class, 60 epochs: about 20 minutes per
 R-series on 2 cores); ``quick`` a demonstration in minutes (300 per class, 20 epochs), which may
@@ -10,7 +11,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from ..networks.train import make_config
+from ..networks.config import make_config
 
 INF = math.inf
 
@@ -27,6 +28,7 @@ class Scale:
 
 
 SCALES = {
+    "smoke": Scale("cpu", dict(nA=100, epochs=3, milestones=(2,), measurements=2), (1.0, 10.0, INF), (5,), 10.0, (1, 10)),
     "quick": Scale("cpu", dict(nA=300, epochs=20, milestones=(10, 15), measurements=6), (1.0, 10.0, 100.0, INF), (5,),
                    100.0, (1, 10, 100)),
     "cpu": Scale("cpu", {}, (1.0, 10.0, 100.0, 1000.0, INF), (5,), 1000.0, (1, 10, 100, 1000)),

@@ -7,7 +7,7 @@ from ..problem import LPMProblem
 from .nuclear import solve_nuclear
 from .reduced import solve_reduced
 from .result import SolveResult, factorize
-from .sdp import solve_sdp
+from .sdp import SDP_MAX_K, solve_sdp
 
 METHODS = ("auto", "reduced", "first-order", "first-order-torch", "sdp", "sdp-scs")
 REDUCED_MAX_GROUPS = 12  # above this many distinct counts the dense first-order method is used
@@ -28,12 +28,14 @@ def choose_method(problem: LPMProblem) -> str:
     return "first-order-torch" if _torch_cuda() else "first-order"
 
 
-def solve(problem: LPMProblem, method: str = "auto", *, tol: float = 1e-9, p: int | None = None, **options) -> SolveResult:
+def solve(problem: LPMProblem, method: str = "auto", *, tol: float = 1e-9, p: int | None = None, force: bool = False,
+          **options) -> SolveResult:
     """Solve ``problem`` to a certified relative gap ``tol`` (gap <= tol * value).
 
     ``method``: 'auto' (records what it chose), 'reduced', 'first-order' (numpy),
     'first-order-torch' (GPU when present), 'sdp' (cvxpy + Clarabel) or 'sdp-scs'.
     ``p``: feature dimension of the returned W, H; an error names the smallest that works.
+    ``force``: run an SDP beyond the size it solves in about a minute (:data:`SDP_MAX_K`).
     """
     if not isinstance(problem, LPMProblem):
         raise TypeError(f"solve() takes an LPMProblem, got {type(problem).__name__}")
@@ -49,7 +51,12 @@ def solve(problem: LPMProblem, method: str = "auto", *, tol: float = 1e-9, p: in
     elif chosen == "first-order-torch":
         result = solve_nuclear(problem, tol=tol, backend="torch", **options)
     else:
-        result = solve_sdp(problem, solver="SCS" if chosen == "sdp-scs" else "CLARABEL", tol=tol, **options)
+        solver = "SCS" if chosen == "sdp-scs" else "CLARABEL"
+        if problem.K > SDP_MAX_K[solver] and not force:
+            raise ValueError(f"--method {chosen} at K = {problem.K} would run for many minutes (a {2 * problem.K} x "
+                             f"{2 * problem.K} semidefinite program; about a minute at K = {SDP_MAX_K[solver]}): use "
+                             "--method auto (certified to the same gap), or --force to run it anyway")
+        result = solve_sdp(problem, solver=solver, tol=tol, **options)
     if p is not None:
         result.factors(p)  # raises with the smallest valid p
         result.p = p

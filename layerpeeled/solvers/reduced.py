@@ -32,11 +32,6 @@ class BlockLogits:
         self.M = M
 
     @property
-    def vector(self) -> np.ndarray:
-        """The solver's coordinates (b, M.ravel()), b_g = (K_g - 1) a_g: a warm start for a nearby problem."""
-        return np.concatenate([self.a * np.maximum(self.sizes - 1, 0), self.M.ravel()])
-
-    @property
     def blocks(self) -> dict:
         """d_g (diagonal), e_g (within group, off-diagonal), c_gh (between groups) of Z."""
         K, a = self.sizes, self.a
@@ -153,7 +148,7 @@ class ReducedProgram:
 
 
 def solve_reduced(problem: LPMProblem, *, tol: float = 1e-9, max_iter: int = 200000, callback=None,
-                  collapsed=(), x0=None) -> SolveResult:
+                  collapsed=()) -> SolveResult:
     """Solve the symmetry-reduced program; cost depends on the number of groups, not on K.
 
     ``collapsed``: indices of groups whose classifiers are held identical (b_g = 0), the face on
@@ -169,6 +164,5 @@ def solve_reduced(problem: LPMProblem, *, tol: float = 1e-9, max_iter: int = 200
     return SolveResult(problem=problem, value=out.value, gap=out.gap, method="reduced",
                        status="optimal" if out.converged else "max_iter", iterations=out.iterations,
                        seconds=time.perf_counter() - start, solution=sol,
-                       info={"blocks": {k: v.tolist() for k, v in sol.blocks.items()},
-                             "multiplier": prog.dual_norm(prog.free_gradient(gb, gM)),
-                             "b_gradient": gb.tolist()})
+                       info={"blocks": {k: v.tolist() for k, v in sol.blocks.items()}},
+                       state={"multiplier": prog.dual_norm(prog.free_gradient(gb, gM)), "b_gradient": gb.tolist()})

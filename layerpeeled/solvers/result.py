@@ -8,6 +8,7 @@ import numpy as np
 
 from ..geometry.gram import GramStats
 from ..geometry.report import Geometry, group_geometry
+from ..jsonio import jsonable
 from ..problem import LPMProblem
 
 RANK_RTOL = 1e-7  # singular values below this fraction of the largest count as zero
@@ -71,7 +72,8 @@ class SolveResult:
     seconds: float
     solution: object = field(repr=False)  # DenseLogits or the reduced solver's block form
     p: int | None = None  # the feature dimension W and H are returned in (None: the rank)
-    info: dict = field(default_factory=dict, repr=False)
+    info: dict = field(default_factory=dict, repr=False)  # method-specific details, part of the public answer
+    state: dict = field(default_factory=dict, repr=False)  # solver internals for other algorithms (onsets), not output
 
     @classmethod
     def from_logits(cls, problem, Z, **kw) -> "SolveResult":
@@ -105,12 +107,13 @@ class SolveResult:
         return group_geometry([g.count for g in self.problem.groups], w_stats, h_stats)
 
     def to_dict(self) -> dict:
-        return {
+        """The public answer as strict-JSON-ready data (undefined numbers are None); README lists every key."""
+        return jsonable({
             "value": self.value, "gap": self.gap, "method": self.method, "status": self.status,
             "iterations": self.iterations, "seconds": self.seconds, "K": self.problem.K,
-            "EH": self.problem.EH, "EW": self.problem.EW, "rank": self.rank,
-            **self.geometry.to_dict(), **self.info,
-        }
+            "EH": self.problem.EH, "EW": self.problem.EW, "loss": self.problem.loss.name, "rank": self.rank,
+            **self.geometry.to_dict(), "details": self.info,
+        })
 
     def summary(self) -> str:
         head = (f"{self.problem!r}\nmethod {self.method}: {self.status} after {self.iterations} iterations "

@@ -16,6 +16,7 @@ from .nuclear import frank_wolfe_gap, logit_objective
 from .result import SolveResult
 
 SDP_SOLVERS = ("CLARABEL", "SCS")
+SDP_MAX_K = {"CLARABEL": 50, "SCS": 100}  # about a minute on 2 cores (benchmarks/README.md); beyond: only when forced
 
 
 def solve_sdp(problem: LPMProblem, *, solver: str = "CLARABEL", tol: float = 1e-9, verbose: bool = False) -> SolveResult:

@@ -8,29 +8,16 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 from pathlib import Path
 
-from ..atomic import atomic_write_text
-
-
-def _clean(value):
-    """JSON-safe: numpy scalars to Python, non-finite floats to None."""
-    if hasattr(value, "item"):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None if math.isnan(value) else ("inf" if value > 0 else "-inf")
-    if isinstance(value, dict):
-        return {k: _clean(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_clean(v) for v in value]
-    return value
+from ..atomic import atomic_write_text, output_folder
+from ..jsonio import dumps, jsonable, loads
 
 
 def config_key(config: dict) -> str:
     """A stable identifier of a configuration (order of keys and int/float spelling do not matter)."""
-    canon = json.dumps(_clean({k: (float(v) if isinstance(v, int) and not isinstance(v, bool) else v)
-                               for k, v in config.items()}), sort_keys=True)
+    canon = json.dumps(jsonable({k: (float(v) if isinstance(v, int) and not isinstance(v, bool) else v)
+                                 for k, v in config.items()}), sort_keys=True)
     return hashlib.sha1(canon.encode()).hexdigest()[:16]
 
 
@@ -38,9 +25,8 @@ class ResultStore:
     """Records of a sweep in ``folder``; ``put`` is atomic, ``has`` tells what is already done."""
 
     def __init__(self, folder):
-        self.folder = Path(folder)
-        self.records_dir = self.folder / "records"
-        self.records_dir.mkdir(parents=True, exist_ok=True)
+        self.folder = output_folder(folder)
+        self.records_dir = output_folder(self.folder / "records")
 
     def path(self, config: dict) -> Path:
         return self.records_dir / f"{config_key(config)}.json"
@@ -49,7 +35,7 @@ class ResultStore:
         return self.path(config).is_file()
 
     def put(self, config: dict, record: dict) -> None:
-        atomic_write_text(self.path(config), json.dumps(_clean({"config": config, **record})))
+        atomic_write_text(self.path(config), dumps({"config": config, **record}))
 
     def get(self, config: dict) -> dict | None:
         """The record of ``config``, or None when it has not been computed."""
@@ -58,10 +44,15 @@ class ResultStore:
 
     @staticmethod
     def _read(path: Path) -> dict:
+        """A record as put() wrote it: a JSON object with a ``config`` object (else a clear error)."""
         try:
-            return json.loads(path.read_text())
-        except json.JSONDecodeError as exc:  # cannot come from put(); say where it is
+            record = loads(path.read_text())
+        except ValueError as exc:  # cannot come from put(); say where it is
             raise ValueError(f"corrupt record {path}: {exc}; delete it to recompute") from None
+        if not isinstance(record, dict) or not isinstance(record.get("config"), dict):
+            raise ValueError(f"record {path} is valid JSON but not a sweep record (an object with a 'config' "
+                             "object); delete it to recompute")
+        return record
 
     def records(self) -> list[dict]:
         return [self._read(p) for p in sorted(self.records_dir.glob("*.json"))]
