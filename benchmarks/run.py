@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-SUITES = ["solvers", "collapse", "training"]
+SUITES = ["solvers", "collapse", "training", "everyday"]
 
 
 def main() -> None:

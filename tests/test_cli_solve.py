@@ -1,9 +1,11 @@
 import json
+import re
 import subprocess
 import sys
 
 import pytest
 
+from layerpeeled import LPMProblem, solve
 from layerpeeled.cli import main
 
 
@@ -27,10 +29,15 @@ def test_counts_order_and_methods(capsys, tmp_path):
     assert [g["count"] for g in out["groups"]] == [50, 5000] and out["method"] == "nuclear-numpy"
 
 
-def test_readable_summary(capsys):
+def test_readable_summary_prints_the_solution(capsys):
     assert main(["solve"]) == 0
     text = capsys.readouterr().out
-    assert "certified" in text and "5000" in text
+    r = solve(LPMProblem("5000x5,50x5", 5, 1))
+    value = float(re.search(r"value (\S+)", text).group(1))
+    gap = float(re.search(r"within (\S+) of the optimum", text).group(1))
+    assert abs(value - r.value) <= 1e-11 * r.value and gap <= 1e-9 * value
+    rows = [line.split() for line in text.splitlines() if line.split()[:2] in (["5000", "5"], ["50", "5"])]
+    assert float(rows[1][4]) == pytest.approx(r.geometry.groups[1].w_cos, abs=1e-4)  # minority cosine column
 
 
 @pytest.mark.parametrize("args, needle", [

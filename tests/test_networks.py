@@ -11,11 +11,11 @@ from fakedata import idx_bytes, write_cifar, write_fashion
 from layerpeeled import LPMProblem, solve
 from layerpeeled.cli import main
 from layerpeeled.networks.data import (FASHION_MNIST_DIR, DataError, load_cifar10, load_fashion_mnist, oversample,
-                                       read_idx, step_subset, long_tailed_subset, to_tensor)
+                                       read_idx, step_subset, long_tailed_subset, stratified_subset, to_tensor)
 from layerpeeled.networks.measure import classifier_geometry
 from layerpeeled.networks.models import build_model
 from layerpeeled.networks.config import make_config
-from layerpeeled.networks.train import train
+from layerpeeled.networks.train import PROBE_PER_CLASS, RunData, train
 
 
 def test_idx_roundtrip_and_errors(tmp_path):
@@ -125,21 +125,49 @@ def _tiny(tmp_path, **kw):
     return make_config("cpu", **{"data_dir": str(folder), "nA": 40, "epochs": 2, "batch_size": 32, "measurements": 2, **kw})
 
 
+def _reload(cfg, run):
+    """The trained network and its data, rebuilt from the run folder (independently of train())."""
+    model = build_model(cfg.model, 1, 10)
+    model.load_state_dict(torch.load(run / "checkpoint.pt", weights_only=True)["model"])
+    return model.eval(), RunData(cfg, torch.device("cpu"))
+
+
 def test_tiny_training_writes_a_complete_run(tmp_path):
     cfg = _tiny(tmp_path, R=4.0)
     rec = train(cfg, tmp_path / "run", progress=False)
     run = tmp_path / "run"
     for name in ("config.json", "records.csv", "records.json", "checkpoint.pt", "metrics.png"):
         assert (run / name).exists(), name
-    assert rec["class_counts"] == [40] * 5 + [10] * 5
-    assert 0 <= rec["train_acc"] <= 1 and rec["test_acc_minority"] is not None and rec["nc1"] >= 0
-    assert rec["EW"] > 0 and rec["EH"] > 0 and "class-balanced" in rec["nc_weighting"]
+    assert rec["class_counts"] == [40] * 5 + [10] * 5 and rec["test_examples"] == 100
+    # the recorded numbers, recomputed from the saved network
+    model, data = _reload(cfg, run)
+    with torch.no_grad():
+        pred, test_pred = model(data.x).argmax(1), model(data.test_x).argmax(1)
+    assert rec["train_acc"] == pytest.approx(float((pred == data.y).float().mean()), abs=1e-12)
+    minority = data.test_y >= 5
+    assert rec["test_acc_minority"] == pytest.approx(float((test_pred[minority] == data.test_y[minority]).float().mean()))
+    W = model.classifier.weight.detach().double()
+    assert rec["EW"] == pytest.approx(float((W**2).sum(1).mean()), rel=1e-12)
+    assert rec["minority_w_cos"] == pytest.approx(float(np.mean([
+        torch.nn.functional.cosine_similarity(W[i], W[j], dim=0) for i in range(5, 10) for j in range(5, 10) if i != j])),
+        rel=1e-9)
+    assert "class-balanced" in rec["nc_weighting"]
     import pandas as pd
 
     table = pd.read_csv(run / "records.csv")
     assert table["epoch"].tolist() == [1, 2] and "minority_w_cos" in table
     with pytest.raises(FileExistsError, match="--resume"):
         train(cfg, run, progress=False)
+
+
+def test_intermediate_measurements_use_the_stratified_probe(tmp_path):
+    data = write_fashion(tmp_path / "data", n_train=600, n_test=3000)
+    cfg = make_config("cpu", data_dir=str(data), nA=40, epochs=2, batch_size=32, measurements=2, R=4.0)
+    train(cfg, tmp_path / "run", progress=False)
+    first, last = json.loads((tmp_path / "run" / "records.json").read_text())
+    assert first["test_examples"] == 10 * PROBE_PER_CLASS and last["test_examples"] == 3000
+    probe = stratified_subset(np.repeat(np.arange(10), 300), PROBE_PER_CLASS)
+    assert np.bincount(np.repeat(np.arange(10), 300)[probe]).tolist() == [PROBE_PER_CLASS] * 10
 
 
 def test_resume_is_bit_identical(tmp_path):

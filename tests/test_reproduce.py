@@ -8,11 +8,16 @@ import subprocess
 import sys
 import time
 
+import numpy as np
 import pytest
+import torch
 from fakedata import write_fashion
 
+from layerpeeled import LPMProblem, solve
+from layerpeeled.networks.models import build_model
+
 from layerpeeled.networks.config import make_config
-from layerpeeled.networks.train import train
+from layerpeeled.networks.train import RunData, train
 from layerpeeled.reproduce import scales
 from layerpeeled.reproduce.bridge import bridge_run
 from layerpeeled.reproduce.pipeline import reproduce
@@ -65,13 +70,32 @@ def test_dask_sweep_killed_half_way_resumes_without_redoing(tmp_path):
     assert len(pd.read_csv(root / "table.csv")) == 6
 
 
-def test_bridge_reads_a_finished_run(tmp_path):
+def test_bridge_predicts_from_the_networks_own_numbers(tmp_path):
     data = write_fashion(tmp_path / "data", n_train=400, n_test=60)
     cfg = make_config("cpu", data_dir=str(data), nA=30, epochs=2, batch_size=16, measurements=1, R=3.0)
     train(cfg, tmp_path / "run", progress=False)
     b = bridge_run(tmp_path / "run")
-    assert b["EW"] > 0 and b["EH"] > 0 and b["gap"] <= 1e-8 * b["value"]
-    assert set(b["predicted"]) >= {"minority_w_cos", "norm_ratio"} and b["epoch"] == 2
+    assert b["epoch"] == 2 and b["gap"] <= 1e-8 * b["value"]
+    # energies recomputed from the saved network, the model solved by another method
+    model = build_model("cnn", 1, 10)
+    model.load_state_dict(torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=True)["model"])
+    model.eval()
+    run_data = RunData(cfg, torch.device("cpu"))
+    with torch.no_grad():
+        H = model.features(run_data.x).double().numpy()
+    y = run_data.y.numpy()
+    W = model.classifier.weight.detach().double().numpy()
+    EH = np.mean([(H[y == k] ** 2).sum(1).mean() for k in range(10)])
+    EW = (W**2).sum(1).mean()
+    assert b["EH"] == pytest.approx(EH, rel=1e-6)  # float32 features, other batching and b["EW"] == pytest.approx(EW, rel=1e-12)
+    ref = solve(LPMProblem([30] * 5 + [10] * 5, EH, EW), "first-order", tol=1e-11).geometry
+    assert b["predicted"]["minority_w_cos"] == pytest.approx(ref.groups[1].w_cos, abs=1e-6)
+    assert b["predicted"]["norm_ratio"] == pytest.approx(ref.groups[1].w_norm2 / ref.groups[0].w_norm2, rel=1e-6)
+    G = W @ W.T
+    cos = G / np.sqrt(np.outer(np.diag(G), np.diag(G)))
+    measured = cos[5:, 5:][~np.eye(5, dtype=bool)].mean()
+    assert b["measured"]["minority_w_cos"] == pytest.approx(measured, rel=1e-9)
+    assert b["abs_error"]["minority_w_cos"] == pytest.approx(abs(ref.groups[1].w_cos - measured), abs=1e-6)
     with pytest.raises(FileNotFoundError, match="no finished training run"):
         bridge_run(tmp_path)
 
@@ -97,3 +121,47 @@ def test_reproduce_rejects_unknown_figures_and_scales(tmp_path):
         reproduce(["e"], out=tmp_path)
     with pytest.raises(ValueError, match="unknown scale 'huge'"):
         reproduce(["a"], scale="huge", out=tmp_path)
+
+
+class _BlindClient:
+    """Stands in for a Dask client whose second worker mounts another file system."""
+
+    def run(self, fn, path):
+        return {"tcp://a:1": fn(path), "tcp://b:2": False}
+
+
+def test_workers_that_cannot_see_the_folder_are_named(tmp_path, monkeypatch):
+    from layerpeeled.sweeps.parallel import shared_folder
+
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(RuntimeError, match=r"workers \['tcp://b:2'\] cannot see .*/out"):
+        shared_folder(_BlindClient(), "out")
+    assert list((tmp_path / "out").iterdir()) == []  # the probe is cleaned up
+
+
+def test_dask_model_sweep_with_a_relative_out_lands_in_the_callers_folder(tmp_path, monkeypatch):
+    from layerpeeled.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    assert main(["sweep", "--R", "1,10,100", "--KA", "3,5", "--workers", "2", "--out", "rel"]) == 0
+    store = ResultStore(tmp_path / "rel")
+    assert len(store.records()) == 6 and (tmp_path / "rel" / "table.csv").is_file()
+    serial = {json.dumps(r["config"], sort_keys=True): r["value"] for r in store.records()}
+    assert main(["sweep", "--R", "1,10,100", "--KA", "3,5", "--out", "serial"]) == 0
+    for r in ResultStore(tmp_path / "serial").records():
+        assert r["value"] == serial[json.dumps(r["config"], sort_keys=True)]
+
+
+@pytest.mark.slow
+def test_smoke_scale_runs_and_a_rerun_redoes_nothing(tmp_path, monkeypatch):
+    from layerpeeled.cli import main
+
+    data = write_fashion(tmp_path / "data", n_train=1200, n_test=100)
+    monkeypatch.chdir(tmp_path)
+    argv = ["reproduce", "b", "--scale", "smoke", "--workers", "1", "--data", str(data), "--out", "out"]
+    assert main(argv) == 0
+    records = tmp_path / "out" / "networks" / "records"
+    stamps = {p.name: p.stat().st_mtime_ns for p in records.glob("*.json")}
+    assert len(stamps) == 3 and (tmp_path / "out" / "report.html").is_file()
+    assert main(argv) == 0
+    assert {p.name: p.stat().st_mtime_ns for p in records.glob("*.json")} == stamps

@@ -194,7 +194,7 @@ def _first_of_each(labels, wanted, seed) -> np.ndarray:
     return np.sort(np.concatenate(picked))
 
 
-def test_subset(labels: np.ndarray, per_class: int, seed: int = 0) -> np.ndarray:
+def stratified_subset(labels: np.ndarray, per_class: int, seed: int = 0) -> np.ndarray:
     """A fixed, class-stratified part of a test set: the first ``per_class`` of each class in a
     seeded shuffle (all of a class that has fewer)."""
     order = np.random.default_rng(seed).permutation(len(labels))

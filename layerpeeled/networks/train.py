@@ -21,7 +21,7 @@ from ..atomic import atomic_path, atomic_write_text, output_folder
 from ..imbalance import ratio_label
 from ..jsonio import dumps
 from .config import TrainConfig, load_run_config
-from .data import load_dataset, long_tailed_subset, oversample, step_subset, test_subset, to_tensor
+from .data import load_dataset, long_tailed_subset, oversample, step_subset, stratified_subset, to_tensor
 from .measure import measure
 from .models import build_model
 
@@ -64,7 +64,7 @@ class RunData:
         self.y = torch.from_numpy(ds.train_y[idx]).to(device)
         self.test_x = to_tensor(ds.test_x, config.dataset).to(device, memory_format=memory_format)
         self.test_y = torch.from_numpy(ds.test_y).to(device)
-        self.probe = torch.from_numpy(test_subset(ds.test_y, PROBE_PER_CLASS)).to(device)
+        self.probe = torch.from_numpy(stratified_subset(ds.test_y, PROBE_PER_CLASS)).to(device)
         self.counts = np.bincount(ds.train_y[idx], minlength=K)
 
 
