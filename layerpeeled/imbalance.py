@@ -34,12 +34,6 @@ def ratio_label(R) -> str:
     return INF_LABEL if math.isinf(R) else f"{R:g}"
 
 
-def model_ratio(R) -> float:
-    """The ratio a model is solved at: R itself, or the large surrogate for R = inf."""
-    R = ratio_from_json(R)
-    return INF_SURROGATE if math.isinf(R) else R
-
-
 def step_groups(K: int, KA: int) -> list[list[int]]:
     """Classes 0..K_A-1 are the majority, K_A..K-1 the minority (one group when K_A = K)."""
     return [list(range(KA)), list(range(KA, K))] if KA < K else [list(range(K))]

@@ -22,7 +22,7 @@ def register(sub):
     p.add_argument("--KA", default=None, help="comma list of K_A values for (b) (default: the scale's)")
     p.add_argument("--scheduler", default=None, help="address of an existing Dask scheduler, tcp://host:8786 (default: "
                    "a local cluster); --out must be on a file system its workers mount at the same path")
-    p.add_argument("--workers", type=int, default=None, help="local Dask worker processes (default: cores / 2)")
+    p.add_argument("--workers", type=int, default=None, help="local Dask worker processes (default: one per core, at most one per run)")
     p.add_argument("--format", default="png", help=f"comma list of figure formats among {', '.join(FORMATS)}")
     p.set_defaults(run=run)
 

@@ -6,7 +6,6 @@ import math
 
 from tqdm.auto import tqdm
 
-from ..geometry.report import RECORD_FIELDS
 from ..losses import LOSSES
 from ..problem import LPMProblem, step_counts
 from ..solvers import solve
@@ -45,10 +44,7 @@ def solve_config(config: dict) -> dict:
     """The record of one configuration: certificate, cost, and majority/minority geometry."""
     result = solve(config_problem(config), config["method"], tol=config["tol"])
     rec = {k: getattr(result, k) for k in ("value", "gap", "method", "status", "iterations", "seconds")}
-    rec.update(result.geometry.flat())
-    if len(result.geometry.groups) == 1:  # R = w_r: balanced, the minority classes are like the majority
-        rec.update({f"minority_{f}": rec[f"majority_{f}"] for f in RECORD_FIELDS})
-        rec["between_cos"] = rec["majority_w_cos"]
+    rec.update(result.geometry.flat())  # R = w_r: one group, which is then majority and minority alike
     return rec
 
 

@@ -53,11 +53,25 @@ class Geometry:
             "h_etf_distance": self.h_etf_distance,
         }
 
-    def flat(self, names=("majority", "minority")) -> dict:
-        """Flat record fields ``<name>_<field>`` for the first groups, the between-group cosine and
-        the ETF distance: the columns of sweep tables and training records."""
-        rec = {f"{name}_{field}": getattr(g, field) for name, g in zip(names, self.groups) for field in RECORD_FIELDS}
-        rec["between_cos"] = self.w_cross_cos[0][1] if len(self.groups) > 1 else None
+    @property
+    def majority(self) -> int:
+        """Index of the majority group: the first with the largest count."""
+        counts = [g.count for g in self.groups]
+        return counts.index(max(counts))
+
+    @property
+    def minority(self) -> int:
+        """Index of the minority group: the last with the smallest count (the majority itself when
+        all classes have one count, e.g. balanced data or R = w_r)."""
+        counts = [g.count for g in self.groups]
+        return len(counts) - 1 - counts[::-1].index(min(counts))
+
+    def flat(self) -> dict:
+        """Flat record fields ``majority_<field>`` and ``minority_<field>``, the majority-minority
+        cosine and the ETF distance: the columns of sweep tables and training records."""
+        rec = {f"{name}_{field}": getattr(self.groups[index], field)
+               for name, index in (("majority", self.majority), ("minority", self.minority)) for field in RECORD_FIELDS}
+        rec["between_cos"] = self.w_cross_cos[self.majority][self.minority]
         rec["w_etf_distance"] = self.w_etf_distance
         return rec
 

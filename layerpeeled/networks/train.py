@@ -26,7 +26,7 @@ from .measure import measure
 from .models import build_model
 
 CHECKPOINT_FORMAT = "layerpeeled-checkpoint-2"  # tensors and plain data only: loadable with weights_only=True
-PROBE_PER_CLASS = 200  # test images per class measured at intermediate epochs (the final epoch uses all)
+PROBE_PER_CLASS = 100  # test images per class measured at intermediate epochs (the final epoch uses all)
 CHANNELS_LAST_MODELS = ("cnn", "vgg11", "vgg13", "resnet18")  # convolutional: NHWC kernels are faster on CPU
 
 

@@ -21,22 +21,20 @@ def _counts(record: dict) -> np.ndarray:
     return counts
 
 
-def _norm_ratio(minority, majority):
-    return None if minority is None or not majority else minority / majority
+def compared(flat: dict) -> dict:
+    """The quantities the bridge compares, from flat geometry fields (a model's or a network's)."""
+    out = {k: flat.get(k) for k in COMPARED[:3]}
+    minority, majority = flat.get("minority_w_norm2"), flat.get("majority_w_norm2")
+    out["norm_ratio"] = None if minority is None or not majority else minority / majority
+    out["minority_vanished"] = flat.get("minority_vanished")
+    return out
 
 
 def bridge(record: dict) -> dict:
     """Prediction of the LPM with the network's measured energies and counts, next to the measurement."""
     problem = LPMProblem(_counts(record), EH=record["EH"], EW=record["EW"])
     result = solve(problem)
-    geo = result.geometry
-    pred = {"minority_w_cos": geo.groups[-1].w_cos, "majority_w_cos": geo.groups[0].w_cos,
-            "between_cos": geo.w_cross_cos[0][-1] if len(geo.groups) > 1 else geo.groups[0].w_cos,
-            "norm_ratio": _norm_ratio(geo.groups[-1].w_norm2, geo.groups[0].w_norm2),
-            "minority_vanished": geo.groups[-1].vanished}
-    meas = {k: record.get(k) for k in COMPARED[:3]}
-    meas["norm_ratio"] = _norm_ratio(record.get("minority_w_norm2"), record.get("majority_w_norm2"))
-    meas["minority_vanished"] = record.get("minority_vanished")
+    pred, meas = compared(result.geometry.flat()), compared(record)
     errors = {k: abs(pred[k] - meas[k]) for k in COMPARED if pred[k] is not None and meas[k] is not None}
     return {"EH": record["EH"], "EW": record["EW"], "value": result.value, "gap": result.gap,
             "method": result.method, "predicted": pred, "measured": meas, "abs_error": errors}

@@ -49,7 +49,9 @@ def run_networks(configs: list[dict], root, data_dir=None, scheduler: str | None
     todo = [c for c in configs if not store.has(c)]
     if todo:
         cores = os.cpu_count() or 1
-        workers = workers or max(1, min(len(todo), cores // 2 or 1))
+        # one single-threaded run per core: runs scale perfectly across processes, while a run's own
+        # threads wait for each other, and for any core that another program is using
+        workers = workers or max(1, min(len(todo), cores))
         threads = None if scheduler else max(1, cores // workers)
         with dask_client(scheduler, workers, threads) as client:
             shared_folder(client, root)
