@@ -21,6 +21,7 @@ class Loss(ABC):
     """A loss L(z, k) convex in the logits z. Subclasses give values and gradients on repeated rows."""
 
     name: str = "loss"
+    shift_invariant: bool = False  # L(z + c 1, k) = L(z, k) for every c
 
     @abstractmethod
     def rows(self, target, others, mult):
@@ -43,6 +44,7 @@ class CrossEntropy(Loss):
     """
 
     name = "cross-entropy"
+    shift_invariant = True  # unchanged when every logit moves by the same amount (a bias can be centred)
 
     def rows(self, target, others, mult):
         xp = namespace(others)

@@ -94,41 +94,29 @@ class Group:
         return len(self.classes)
 
 
-@dataclass(frozen=True)
-class LPMProblem:
-    """The constrained Layer-Peeled Model: counts n_k, budgets E_H, E_W, and a loss convex in the logits.
+def _validated_counts(counts) -> np.ndarray:
+    counts = parse_counts(counts) if isinstance(counts, str) else counts
+    try:
+        arr = np.array(counts, dtype=float).reshape(-1)
+    except (TypeError, ValueError):
+        raise ValueError(f"counts must be a list of positive numbers, got {counts!r}") from None
+    if arr.size < 2:
+        raise ValueError(f"the model needs K >= 2 classes, got K = {arr.size} (counts {arr.tolist()})")
+    bad = np.flatnonzero(~np.isfinite(arr) | (arr <= 0))
+    if bad.size:
+        k = int(bad[0])
+        raise ValueError(f"class counts must be positive and finite; class {k} has count {float(arr[k])!r}")
+    arr.setflags(write=False)
+    return arr
 
-    ``counts`` accepts an array of positive numbers or a counts string (see :func:`parse_counts`).
-    """
+
+class _Counts:
+    """What both forms of the model derive from the class counts."""
 
     counts: np.ndarray
-    EH: float = 5.0
-    EW: float = 1.0
-    loss: Loss = field(default_factory=CrossEntropy)
+    loss: Loss
 
-    def __post_init__(self):
-        counts = parse_counts(self.counts) if isinstance(self.counts, str) else self.counts
-        try:
-            arr = np.array(counts, dtype=float).reshape(-1)
-        except (TypeError, ValueError):
-            raise ValueError(f"counts must be a list of positive numbers, got {counts!r}") from None
-        if arr.size < 2:
-            raise ValueError(f"the model needs K >= 2 classes, got K = {arr.size} (counts {arr.tolist()})")
-        bad = np.flatnonzero(~np.isfinite(arr) | (arr <= 0))
-        if bad.size:
-            k = int(bad[0])
-            raise ValueError(f"class counts must be positive and finite; class {k} has count {float(arr[k])!r}")
-        arr.setflags(write=False)
-        object.__setattr__(self, "counts", arr)
-        object.__setattr__(self, "EH", _positive_finite("EH", self.EH))
-        object.__setattr__(self, "EW", _positive_finite("EW", self.EW))
-        margin = self.K / (self.K - 1) * math.sqrt(self.EH) * math.sqrt(self.EW)
-        if margin > MAX_MARGIN:
-            bound = (MAX_MARGIN * (self.K - 1) / self.K) ** 2
-            raise ValueError(f"E_H*E_W = {self.EH:.4g} * {self.EW:.4g} is too large for K = {self.K}: the balanced margin "
-                             f"K sqrt(E_H E_W)/(K-1) = {margin:.4g} makes every loss underflow double precision "
-                             f"(exp(-{MAX_MARGIN:g}) ~ 1e-282), so no solver can resolve the optimum; keep "
-                             f"E_H*E_W <= {bound:.4g}")
+    def _check_loss(self):
         if not isinstance(self.loss, Loss):
             raise TypeError(f"loss must implement layerpeeled.losses.Loss, got {self.loss!r}")
 
@@ -142,11 +130,6 @@ class LPMProblem:
         return self.counts / self.counts.sum()
 
     @property
-    def radius(self) -> float:
-        """tau = K * sqrt(E_H * E_W), the nuclear-norm bound on the logit matrix (SPEC §2.3)."""
-        return self.K * math.sqrt(self.EH * self.EW)
-
-    @property
     def groups(self) -> tuple[Group, ...]:
         """Classes with equal counts, in the order their count first appears."""
         order: dict[float, list[int]] = {}
@@ -154,9 +137,123 @@ class LPMProblem:
             order.setdefault(n, []).append(k)
         return tuple(Group(n, tuple(ks)) for n, ks in order.items())
 
+    def _counts_repr(self) -> str:
+        return ",".join(f"{g.count:g}x{g.size}" for g in self.groups)
+
+
+@dataclass(frozen=True)
+class LPMProblem(_Counts):
+    """The constrained Layer-Peeled Model: counts n_k, budgets E_H, E_W, and a loss convex in the logits.
+
+    ``counts`` accepts an array of positive numbers or a counts string (see :func:`parse_counts`).
+    """
+
+    counts: np.ndarray
+    EH: float = 5.0
+    EW: float = 1.0
+    loss: Loss = field(default_factory=CrossEntropy)
+
+    def __post_init__(self):
+        object.__setattr__(self, "counts", _validated_counts(self.counts))
+        object.__setattr__(self, "EH", _positive_finite("EH", self.EH))
+        object.__setattr__(self, "EW", _positive_finite("EW", self.EW))
+        margin = self.K / (self.K - 1) * math.sqrt(self.EH) * math.sqrt(self.EW)
+        if margin > MAX_MARGIN:
+            bound = (MAX_MARGIN * (self.K - 1) / self.K) ** 2
+            raise ValueError(f"E_H*E_W = {self.EH:.4g} * {self.EW:.4g} is too large for K = {self.K}: the balanced margin "
+                             f"K sqrt(E_H E_W)/(K-1) = {margin:.4g} makes every loss underflow double precision "
+                             f"(exp(-{MAX_MARGIN:g}) ~ 1e-282), so no solver can resolve the optimum; keep "
+                             f"E_H*E_W <= {bound:.4g}")
+        self._check_loss()
+
+    @property
+    def radius(self) -> float:
+        """tau = K * sqrt(E_H * E_W), the nuclear-norm bound on the logit matrix (SPEC §2.3)."""
+        return self.K * math.sqrt(self.EH * self.EW)
+
+    @property
+    def classifier_scale(self) -> float:
+        """c in W W^T = c (Y^T Y)^{1/2}, (S H)(S H)^T = (Y Y^T)^{1/2} / c for the weighted logits Y = S Z."""
+        return math.sqrt(self.EW / self.EH)
+
+    @property
+    def row_scale(self) -> np.ndarray:
+        """S: the constrained model's nuclear norm weighs every class alike."""
+        return np.ones(self.K)
+
+    def describe(self) -> dict:
+        return {"form": "constrained", "EH_budget": self.EH, "EW_budget": self.EW}
+
     def with_counts(self, counts) -> "LPMProblem":
         return LPMProblem(counts, self.EH, self.EW, self.loss)
 
     def __repr__(self) -> str:
-        desc = ",".join(f"{g.count:g}x{g.size}" for g in self.groups)
-        return f"LPMProblem(counts={desc}, EH={self.EH:g}, EW={self.EW:g}, loss={self.loss.name})"
+        return f"LPMProblem(counts={self._counts_repr()}, EH={self.EH:g}, EW={self.EW:g}, loss={self.loss.name})"
+
+
+BIAS_MODES = ("none", "decayed", "free")
+
+
+@dataclass(frozen=True)
+class PenalizedLPM(_Counts):
+    """The penalized (weight-decay) Layer-Peeled Model of SPEC §1:
+
+        min (1/N) sum_ki L(W h_ki + b, k) + (lambda_W/2)|W|_F^2 + (lambda_H/2) sum_ki |h_ki|^2 + (lambda_b/2)|b|^2,
+
+    the feature penalty summed over all N examples. ``lambda_b``: None (no bias, b = 0), > 0 (a
+    decayed bias) or 0 (a free bias). Unlike the constrained form, the answer depends on the
+    absolute counts n_k.
+    """
+
+    counts: np.ndarray
+    lambda_W: float = 5e-4
+    lambda_H: float = 5e-4
+    lambda_b: float | None = None
+    loss: Loss = field(default_factory=CrossEntropy)
+
+    def __post_init__(self):
+        object.__setattr__(self, "counts", _validated_counts(self.counts))
+        object.__setattr__(self, "lambda_W", _positive_finite("lambda_W", self.lambda_W))
+        object.__setattr__(self, "lambda_H", _positive_finite("lambda_H", self.lambda_H))
+        if self.lambda_b is not None:
+            try:
+                lb = float(self.lambda_b)
+            except (TypeError, ValueError):
+                lb = math.nan
+            if not math.isfinite(lb) or lb < 0:
+                raise ValueError(f"lambda_b must be a finite number >= 0 (0: a free bias) or None (no bias), "
+                                 f"got {self.lambda_b!r}")
+            object.__setattr__(self, "lambda_b", lb)
+        self._check_loss()
+
+    @property
+    def bias(self) -> str:
+        """'none' (b = 0), 'decayed' (lambda_b > 0) or 'free' (lambda_b = 0)."""
+        return "none" if self.lambda_b is None else "decayed" if self.lambda_b > 0 else "free"
+
+    @property
+    def mu(self) -> float:
+        """sqrt(lambda_W lambda_H): the weight of |D^{1/2} Z|_* in the convex form."""
+        return math.sqrt(self.lambda_W * self.lambda_H)
+
+    @property
+    def classifier_scale(self) -> float:
+        """c in W W^T = c (Y^T Y)^{1/2}, (D^{1/2} H)(D^{1/2} H)^T = (Y Y^T)^{1/2} / c, Y = D^{1/2} Z."""
+        return math.sqrt(self.lambda_H / self.lambda_W)
+
+    @property
+    def row_scale(self) -> np.ndarray:
+        """S = D^{1/2}: the penalty sums feature norms over examples, so class k weighs sqrt(n_k)."""
+        return np.sqrt(self.counts)
+
+    def describe(self) -> dict:
+        return {"form": "penalized", "lambda_W": self.lambda_W, "lambda_H": self.lambda_H, "lambda_b": self.lambda_b,
+                "bias": self.bias}
+
+    def with_counts(self, counts) -> "PenalizedLPM":
+        return PenalizedLPM(counts, self.lambda_W, self.lambda_H, self.lambda_b, self.loss)
+
+    def __repr__(self) -> str:
+        bias = "no bias" if self.lambda_b is None else f"lambda_b={self.lambda_b:g}"
+        return (f"PenalizedLPM(counts={self._counts_repr()}, lambda_W={self.lambda_W:g}, lambda_H={self.lambda_H:g}, "
+                f"{bias}, loss={self.loss.name})")

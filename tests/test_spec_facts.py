@@ -36,7 +36,7 @@ def test_fact1_class_means_never_do_worse(rng):
 def test_fact3_nuclear_norm_is_the_cheapest_factorisation(rng):
     Z = rng.normal(size=(5, 5))
     nuc = np.linalg.svd(Z, compute_uv=False).sum()
-    W, H = factorize(Z, EH=1.0, EW=1.0)
+    W, H = factorize(LPMProblem([1.0] * 5, EH=1.0, EW=1.0), Z)
     assert np.allclose(H @ W.T, Z) and np.isclose((W**2).sum() + (H**2).sum(), 2 * nuc)
     for _ in range(20):  # any other factorisation costs more
         A = rng.normal(size=(5, 5))

@@ -9,9 +9,32 @@ def add_problem_args(p, counts_default: str | None = PAPER_COUNTS):
     p.add_argument("--counts", default=counts_default, required=counts_default is None,
                    help="class counts n_k (examples per class): NxM items (M classes of N examples), a list "
                         "6000,6000,600, or @file")
-    p.add_argument("--EH", type=float, default=5.0, help="feature energy budget E_H (mean over classes of the mean "
-                                                         "squared feature norm)")
-    p.add_argument("--EW", type=float, default=1.0, help="classifier energy budget E_W (mean squared classifier norm)")
+    p.add_argument("--EH", type=float, default=None, help="constrained form: feature energy budget E_H (mean over "
+                                                          "classes of the mean squared feature norm; default 5)")
+    p.add_argument("--EW", type=float, default=None, help="constrained form: classifier energy budget E_W (mean "
+                                                          "squared classifier norm; default 1)")
+    p.add_argument("--lambda-W", dest="lambda_W", type=float, default=None,
+                   help="penalized (weight-decay) form: classifier penalty lambda_W (with --lambda-H; no default)")
+    p.add_argument("--lambda-H", dest="lambda_H", type=float, default=None,
+                   help="penalized form: feature penalty lambda_H, summed over all N examples (no default)")
+    p.add_argument("--lambda-b", dest="lambda_b", type=float, default=None,
+                   help="penalized form: bias penalty lambda_b; 0 is a free bias (default: no bias at all)")
+
+
+def problem_from_args(args):
+    """The constrained model (--EH/--EW) or the penalized one (--lambda-W/--lambda-H[/--lambda-b]), never both."""
+    from ..problem import LPMProblem, PenalizedLPM
+
+    penalized = [f"--lambda-{k}" for k in ("W", "H", "b") if getattr(args, f"lambda_{k}") is not None]
+    budgets = [f"--{k}" for k in ("EH", "EW") if getattr(args, k) is not None]
+    if penalized and budgets:
+        raise ValueError(f"{', '.join(budgets)} (constrained form) and {', '.join(penalized)} (penalized form) "
+                         "cannot be combined: choose one form")
+    if penalized:
+        if args.lambda_W is None or args.lambda_H is None:
+            raise ValueError("the penalized form needs both --lambda-W and --lambda-H")
+        return PenalizedLPM(args.counts, args.lambda_W, args.lambda_H, args.lambda_b)
+    return LPMProblem(args.counts, 5.0 if args.EH is None else args.EH, 1.0 if args.EW is None else args.EW)
 
 
 def register(sub):
@@ -30,10 +53,9 @@ def register(sub):
 
 def run(args) -> int:
     from ..jsonio import dumps
-    from ..problem import LPMProblem
     from ..solvers import solve
 
-    problem = LPMProblem(args.counts, args.EH, args.EW)
+    problem = problem_from_args(args)
     options = {}
     if args.method.startswith("sdp") and problem.K > LONG_SOLVE_K and not args.json:
         print(f"solving a {2 * problem.K} x {2 * problem.K} SDP; the solver reports its iterations:", flush=True)

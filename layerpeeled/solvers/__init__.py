@@ -3,8 +3,9 @@ from __future__ import annotations
 
 import math
 
-from ..problem import LPMProblem
+from ..problem import LPMProblem, PenalizedLPM
 from .nuclear import solve_nuclear
+from .penalized import solve_penalized_cvxpy, solve_penalized_dense, solve_penalized_reduced
 from .reduced import solve_reduced
 from .result import SolveResult, factorize
 from .sdp import SDP_MAX_K, solve_sdp
@@ -21,11 +22,11 @@ def _torch_cuda() -> bool:
     return torch.cuda.is_available()
 
 
-def choose_method(problem: LPMProblem) -> str:
+def choose_method(problem) -> str:
     """Reduced when counts fall into a few groups; else first-order, on the GPU when there is one."""
     if len(problem.groups) <= REDUCED_MAX_GROUPS:
         return "reduced"
-    return "first-order-torch" if _torch_cuda() else "first-order"
+    return "first-order-torch" if isinstance(problem, LPMProblem) and _torch_cuda() else "first-order"
 
 
 def solve(problem: LPMProblem, method: str = "auto", *, tol: float = 1e-9, p: int | None = None, force: bool = False,
@@ -37,31 +38,53 @@ def solve(problem: LPMProblem, method: str = "auto", *, tol: float = 1e-9, p: in
     ``p``: feature dimension of the returned W, H; an error names the smallest that works.
     ``force``: run an SDP beyond the size it solves in about a minute (:data:`SDP_MAX_K`).
     """
-    if not isinstance(problem, LPMProblem):
-        raise TypeError(f"solve() takes an LPMProblem, got {type(problem).__name__}")
+    if not isinstance(problem, (LPMProblem, PenalizedLPM)):
+        raise TypeError(f"solve() takes an LPMProblem or a PenalizedLPM, got {type(problem).__name__}")
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
     if not (isinstance(tol, (int, float)) and math.isfinite(tol) and 0 < tol < 1):
         raise ValueError(f"tol must be a number in (0, 1), got {tol!r}")
     chosen = choose_method(problem) if method == "auto" else method
-    if chosen == "reduced":
+    if chosen.startswith("sdp"):
+        _check_sdp_size(problem, chosen, force)
+    if isinstance(problem, PenalizedLPM):
+        result = _solve_penalized(problem, chosen, tol, options)
+    elif chosen == "reduced":
         result = solve_reduced(problem, tol=tol, **options)
     elif chosen == "first-order":
         result = solve_nuclear(problem, tol=tol, backend="numpy", **options)
     elif chosen == "first-order-torch":
         result = solve_nuclear(problem, tol=tol, backend="torch", **options)
     else:
-        solver = "SCS" if chosen == "sdp-scs" else "CLARABEL"
-        if problem.K > SDP_MAX_K[solver] and not force:
-            raise ValueError(f"--method {chosen} at K = {problem.K} would run for many minutes (a {2 * problem.K} x "
-                             f"{2 * problem.K} semidefinite program; about a minute at K = {SDP_MAX_K[solver]}): use "
-                             "--method auto (certified to the same gap), or --force to run it anyway")
-        result = solve_sdp(problem, solver=solver, tol=tol, **options)
+        result = solve_sdp(problem, solver=_sdp_solver(chosen), tol=tol, **options)
     if p is not None:
         result.factors(p)  # raises with the smallest valid p
         result.p = p
     result.info["requested_method"] = method
     return result
+
+
+def _sdp_solver(method: str) -> str:
+    return "SCS" if method == "sdp-scs" else "CLARABEL"
+
+
+def _check_sdp_size(problem, method: str, force: bool) -> None:
+    limit = SDP_MAX_K[_sdp_solver(method)]
+    if problem.K > limit and not force:
+        raise ValueError(f"--method {method} at K = {problem.K} would run for many minutes (a semidefinite program "
+                         f"of size {2 * problem.K}; about a minute at K = {limit}): use --method auto (certified to "
+                         "the same gap), or --force to run it anyway")
+
+
+def _solve_penalized(problem: PenalizedLPM, method: str, tol: float, options: dict) -> SolveResult:
+    """The penalized form: reduced or dense proximal gradient, or its cvxpy formulation for 'sdp'."""
+    if method == "reduced":
+        return solve_penalized_reduced(problem, tol=tol, **options)
+    if method == "first-order":
+        return solve_penalized_dense(problem, tol=tol, **options)
+    if method.startswith("sdp"):
+        return solve_penalized_cvxpy(problem, solver=_sdp_solver(method), tol=tol, **options)
+    raise ValueError(f"method {method!r} does not solve the penalized form; use auto, reduced, first-order, sdp or sdp-scs")
 
 
 __all__ = ["solve", "choose_method", "solve_sdp", "solve_nuclear", "solve_reduced", "SolveResult", "factorize", "METHODS"]

@@ -1,8 +1,9 @@
-"""Accelerated projected gradient over a nuclear-norm ball, stopped by a certified Frank-Wolfe gap.
+"""Accelerated proximal gradient, stopped by a certified gap.
 
 FISTA with backtracking on the step size and O'Donoghue-Candes gradient restart. The caller supplies
-the objective, the projection and the gap; the same loop drives the full K x K problem (numpy or
-torch arrays) and the symmetry-reduced one.
+the smooth objective, the proximal step of the nonsmooth part (a projection onto a nuclear-norm ball
+for the constrained model, singular-value soft-thresholding for the penalized one) and the gap;
+the same loop drives the full K x K problems (numpy or torch arrays) and the symmetry-reduced ones.
 """
 from __future__ import annotations
 
@@ -52,7 +53,7 @@ def _dot(a, b) -> float:
 def fista(
     x0,
     value_grad: Callable,
-    project: Callable,
+    prox: Callable,
     gap: Callable,
     *,
     lipschitz: float,
@@ -60,20 +61,23 @@ def fista(
     max_iter: int,
     check_every: int = 1,
     callback: Callable | None = None,
+    total: Callable | None = None,
 ) -> FistaOutcome:
-    """Minimise a smooth convex f over a convex set until ``gap(x, f, grad) <= tol * f``.
+    """Minimise F = f + g (f smooth convex, g convex with an easy prox) until ``gap(x, f, grad) <= tol * F``.
 
-    ``value_grad(x) -> (f, grad)``; ``project(x)`` is the Euclidean projection; ``gap`` must be a
-    valid upper bound on f(x) - min f for feasible x (it is what the caller reports as certificate).
+    ``value_grad(x) -> (f, grad)``; ``prox(v, step)`` = argmin_x g(x) + |x - v|^2 / (2 step) (for a
+    constraint set: the Euclidean projection); ``total(x, f)`` = F(x) (default: f, the constrained
+    case); ``gap`` must be a valid upper bound on F(x) - min F (what the caller reports as certificate).
     """
-    x = project(x0)
+    total = total or (lambda x, f: f)
+    x = prox(x0, 0.0)
     fx, gx = value_grad(x)
     y, fy, gy = x, fx, gx
     t, L = 1.0, lipschitz
     best = None  # (gap, x, f) of the best certified iterate: returned if tol is out of reach
     for it in range(1, max_iter + 1):
         while True:
-            x_new = project(y - gy / L)
+            x_new = prox(y - gy / L, 1.0 / L)
             f_new, g_new = value_grad(x_new)
             d = x_new - y
             # curvature test on gradient differences (for convex f it implies the usual sufficient
@@ -83,13 +87,13 @@ def fista(
                 break
             L *= 2.0
         if it % check_every == 0:
-            gap_x = gap(x_new, f_new, g_new)
+            gap_x, F_new = gap(x_new, f_new, g_new), total(x_new, f_new)
             if callback is not None:
-                callback(it, f_new, gap_x)
-            if gap_x <= tol * abs(f_new):
-                return FistaOutcome(x_new, f_new, gap_x, it, True)
+                callback(it, F_new, gap_x)
+            if gap_x <= tol * abs(F_new):
+                return FistaOutcome(x_new, F_new, gap_x, it, True)
             if best is None or gap_x < best[0]:
-                best = (gap_x, x_new, f_new)
+                best = (gap_x, x_new, F_new)
         if _dot(y - x_new, x_new - x) > 0:  # momentum points uphill: restart
             t = 1.0
             y, fy, gy = x_new, f_new, g_new
@@ -100,7 +104,7 @@ def fista(
             fy, gy = value_grad(y)
         x, fx = x_new, f_new
         L *= 0.9
-    gap_x = gap(x, fx, value_grad(x)[1])
+    gap_x, Fx = gap(x, fx, value_grad(x)[1]), total(x, fx)
     if best is not None and best[0] < gap_x:
-        gap_x, x, fx = best
-    return FistaOutcome(x, fx, gap_x, max_iter, gap_x <= tol * abs(fx))
+        gap_x, x, Fx = best
+    return FistaOutcome(x, Fx, gap_x, max_iter, gap_x <= tol * abs(Fx))

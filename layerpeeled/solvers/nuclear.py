@@ -94,7 +94,7 @@ def solve_nuclear(
     out = fista(
         Z0,
         lambda Z: logit_objective(problem, Z),
-        lambda Z: project_nuclear(Z, tau),
+        lambda Z, step: project_nuclear(Z, tau),
         lambda Z, f, g: frank_wolfe_gap(Z, g, tau, f),
         lipschitz=0.5 * float(problem.weights.max()),
         tol=tol,

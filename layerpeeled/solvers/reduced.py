@@ -22,31 +22,38 @@ from .result import RANK_RTOL, SolveResult
 
 
 class BlockLogits:
-    """A block-symmetric logit matrix, stored as (a, M) for groups of sizes K_g."""
+    """A block-symmetric logit matrix Z, kept through its weighted form Y = S Z (S = the problem's
+    row scale, constant on each group) as (a, M) of Y for groups of sizes K_g."""
 
-    def __init__(self, problem: LPMProblem, b: np.ndarray, M: np.ndarray):
+    def __init__(self, problem, b: np.ndarray, M: np.ndarray):
         self.classes = [np.asarray(g.classes) for g in problem.groups]
         self.sizes = np.array([g.size for g in problem.groups], dtype=float)
+        self.scale = np.array([problem.row_scale[g.classes[0]] for g in problem.groups], dtype=float)
         many = self.sizes > 1
         self.a = np.where(many, b / np.where(many, self.sizes - 1, 1), 0.0)
         self.M = M
 
+    def _logit_blocks(self):
+        """(a, M) of Z itself: row group g of Y divided by its scale."""
+        return self.a / self.scale, self.M / self.scale[:, None]
+
     @property
     def blocks(self) -> dict:
         """d_g (diagonal), e_g (within group, off-diagonal), c_gh (between groups) of Z."""
-        K, a = self.sizes, self.a
-        e = (np.diag(self.M) - a) / K
-        c = self.M / np.sqrt(np.outer(K, K))
+        K, (a, M) = self.sizes, self._logit_blocks()
+        e = (np.diag(M) - a) / K
+        c = M / np.sqrt(np.outer(K, K))
         np.fill_diagonal(c, np.nan)
         return {"d": e + a, "e": np.where(K > 1, e, np.nan), "c": c}
 
     def expand(self) -> np.ndarray:
+        a, M = self._logit_blocks()
         K = int(self.sizes.sum())
         Z = np.zeros((K, K))
         for g, ig in enumerate(self.classes):
             for h, ih in enumerate(self.classes):
-                Z[np.ix_(ig, ih)] = self.M[g, h] / np.sqrt(ig.size * ih.size)
-            Z[np.ix_(ig, ig)] += self.a[g] * (np.eye(ig.size) - 1.0 / ig.size)
+                Z[np.ix_(ig, ih)] = M[g, h] / np.sqrt(ig.size * ih.size)
+            Z[np.ix_(ig, ig)] += a[g] * (np.eye(ig.size) - 1.0 / ig.size)
         return Z
 
     @cached_property
@@ -61,16 +68,18 @@ class BlockLogits:
         live = np.abs(self.a) > RANK_RTOL * top
         return int(((self.sizes - 1) * live).sum() + (s > RANK_RTOL * top).sum())
 
-    def gram_stats(self, problem: LPMProblem) -> tuple[GramStats, GramStats]:
-        """W W^T = c (Z^T Z)^{1/2} and H H^T = (Z Z^T)^{1/2} / c, c = sqrt(E_W/E_H), in block form."""
+    def gram_stats(self, problem) -> tuple[GramStats, GramStats]:
+        """W W^T = c (Y^T Y)^{1/2} and H H^T = S^{-1} (Y Y^T)^{1/2} S^{-1} / c in block form."""
         U, s, Vh = self._svd
-        c = np.sqrt(problem.EW / problem.EH)
+        c = problem.classifier_scale
         K, a = self.sizes, np.abs(self.a)
         out = []
-        for root, scale in (((Vh.T * s) @ Vh, c), ((U * s) @ U.T, 1.0 / c)):
+        for root, scale in (((Vh.T * s) @ Vh, c * np.ones((self.sizes.size,) * 2)),
+                            ((U * s) @ U.T, np.outer(1 / self.scale, 1 / self.scale) / c)):
             base = np.diag(root) / K
+            g = np.diag(scale)
             out.append(GramStats.from_blocks(
-                K, scale * (a * (1 - 1 / K) + base), scale * (base - a / K), scale * root / np.sqrt(np.outer(K, K))))
+                K, g * (a * (1 - 1 / K) + base), g * (base - a / K), scale * root / np.sqrt(np.outer(K, K))))
         return tuple(out)
 
 
@@ -91,13 +100,21 @@ class ReducedProgram:
         self.sqrtKK = np.sqrt(np.outer(self.K, self.K))
         self.inv_Km1 = np.where(self.many, 1.0 / np.maximum(self.K - 1, 1), 0.0)  # a_g = b_g / (K_g - 1)
         self.diag = np.diag_indices(self.G)
-        self.tau = problem.radius
+
+    @property
+    def tau(self) -> float:
+        """The nuclear-norm radius (constrained form only; the penalized form has none)."""
+        return self.problem.radius
 
     def split(self, x):
         return x[: self.G], x[self.G:].reshape(self.G, self.G)
 
-    def derivatives(self, x):
-        """Objective and its gradient in every coordinate, b_g of held-collapsed groups included."""
+    def derivatives(self, x, bias=None):
+        """Objective and its gradient in every coordinate, b_g of held-collapsed groups included.
+
+        ``bias``: per-group bias beta_g added to the logits of every class of group g (None: no
+        bias); its gradient is then returned too, summed over the group's classes.
+        """
         K = self.K
         b, M = self.split(x)
         a = b * self.inv_Km1
@@ -105,13 +122,18 @@ class ReducedProgram:
         d = e + a
         others = M / self.sqrtKK
         others[self.diag] = e
+        if bias is not None:  # column h of the logits (classes of group h) is shifted by beta_h
+            others = others + bias[None, :]
+            d = d + bias
         loss, d_t, d_o = self.problem.loss.rows(d, others, self.mult)
         d_t, d_o = self.omega * d_t, self.omega[:, None] * d_o
         d_e = d_o[self.diag]
         gM = d_o / self.sqrtKK
         gM[self.diag] = (d_t + d_e) / K
         gb = (d_t * (1 - 1 / K) - d_e / K) * self.inv_Km1
-        return float(self.omega @ loss), gb, gM
+        if bias is None:
+            return float(self.omega @ loss), gb, gM
+        return float(self.omega @ loss), gb, gM, d_o.sum(axis=0) + d_t
 
     def value_grad(self, x):
         """Objective and gradient over the free coordinates (what the solver moves)."""
@@ -156,7 +178,7 @@ def solve_reduced(problem: LPMProblem, *, tol: float = 1e-9, max_iter: int = 200
     """
     start = time.perf_counter()
     prog = ReducedProgram(problem, collapsed)
-    out = fista(prog.start(), prog.value_grad, prog.project, prog.gap,
+    out = fista(prog.start(), prog.value_grad, lambda x, step: prog.project(x), prog.gap,
                 lipschitz=float(prog.omega.max()), tol=tol, max_iter=max_iter, callback=callback, check_every=2)
     b, M = prog.split(out.x)
     sol = BlockLogits(problem, b, M)

@@ -15,46 +15,48 @@ RANK_RTOL = 1e-7  # singular values below this fraction of the largest count as 
 
 
 class DenseLogits:
-    """A K x K logit matrix Z = H W^T, with the balanced factorisation the budgets imply."""
+    """A K x K logit matrix Z = H W^T with the factorisation the model implies: the SVD of the
+    weighted logits Y = S Z (S = problem.row_scale) gives W W^T = c (Y^T Y)^{1/2} and
+    (S H)(S H)^T = (Y Y^T)^{1/2} / c, c = problem.classifier_scale (SPEC §1, §2.3)."""
 
-    def __init__(self, Z: np.ndarray):
+    def __init__(self, Z: np.ndarray, row_scale: np.ndarray):
         self.Z = np.asarray(Z, dtype=float)
+        self.row_scale = np.asarray(row_scale, dtype=float)
 
     def expand(self) -> np.ndarray:
         return self.Z
 
     @cached_property
     def _svd(self):
-        return np.linalg.svd(self.Z)
+        return np.linalg.svd(self.row_scale[:, None] * self.Z)
 
     def rank(self) -> int:
         s = self._svd[1]
         return int((s > RANK_RTOL * s[0]).sum()) if s[0] > 0 else 0
 
-    def gram_stats(self, problem: LPMProblem) -> tuple[GramStats, GramStats]:
+    def gram_stats(self, problem) -> tuple[GramStats, GramStats]:
         U, s, Vh = self._svd
-        c = np.sqrt(problem.EW / problem.EH)
+        c, inv = problem.classifier_scale, 1.0 / self.row_scale
         idx = [g.classes for g in problem.groups]
         return (GramStats.from_matrix(c * (Vh.T * s) @ Vh, idx),
-                GramStats.from_matrix((U * s) @ U.T / c, idx))
+                GramStats.from_matrix(np.outer(inv, inv) * ((U * s) @ U.T) / c, idx))
 
 
-def factorize(Z: np.ndarray, EH: float, EW: float, p: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Classifier W and class means H (K x p) with H W^T = Z, (1/K)||W||^2 = E_W ||Z||_*/tau.
-
-    ``p`` defaults to the rank of Z, the smallest feature dimension that represents it.
-    """
-    U, s, Vh = np.linalg.svd(Z)
+def factorize(problem, Z: np.ndarray, p: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Classifier W and class means H (K x p) with H W^T = Z and the norms the model implies
+    (see :class:`DenseLogits`). ``p`` defaults to the rank of Z, the smallest that represents it."""
+    S = problem.row_scale
+    U, s, Vh = np.linalg.svd(S[:, None] * Z)
     r = int((s > RANK_RTOL * s[0]).sum()) if s[0] > 0 else 0
     p = r if p is None else p
     if isinstance(p, bool) or not isinstance(p, (int, np.integer)) or p < max(r, 1):
         raise ValueError(f"p = {p!r} is too small: this optimum has rank {r}, so the feature dimension "
                          f"must be an integer p >= {max(r, 1)}")
     root = np.sqrt(s[:r])
-    scale = (EW / EH) ** 0.25
+    scale = np.sqrt(problem.classifier_scale)
     W, H = np.zeros((Z.shape[0], p)), np.zeros((Z.shape[0], p))
     W[:, :r] = scale * Vh[:r].T * root
-    H[:, :r] = U[:, :r] * root / scale
+    H[:, :r] = U[:, :r] * root / scale / S[:, None]
     return W, H
 
 
@@ -72,12 +74,13 @@ class SolveResult:
     seconds: float
     solution: object = field(repr=False)  # DenseLogits or the reduced solver's block form
     p: int | None = None  # the feature dimension W and H are returned in (None: the rank)
+    bias: np.ndarray | None = None  # class biases b (penalized form with a bias), else None
     info: dict = field(default_factory=dict, repr=False)  # method-specific details, part of the public answer
     state: dict = field(default_factory=dict, repr=False)  # solver internals for other algorithms (onsets), not output
 
     @classmethod
     def from_logits(cls, problem, Z, **kw) -> "SolveResult":
-        return cls(problem=problem, solution=DenseLogits(Z), **kw)
+        return cls(problem=problem, solution=DenseLogits(Z, problem.row_scale), **kw)
 
     @property
     def logits(self) -> np.ndarray:
@@ -91,7 +94,7 @@ class SolveResult:
 
     def factors(self, p: int | None = None) -> tuple[np.ndarray, np.ndarray]:
         """(W, H): classifier rows and class-mean features in R^p (default: ``self.p`` or the rank)."""
-        return factorize(self.logits, self.problem.EH, self.problem.EW, self.p if p is None else p)
+        return factorize(self.problem, self.logits, self.p if p is None else p)
 
     @property
     def W(self) -> np.ndarray:
@@ -102,17 +105,27 @@ class SolveResult:
         return self.factors()[1]
 
     @cached_property
+    def _grams(self):
+        return self.solution.gram_stats(self.problem)
+
+    @cached_property
     def geometry(self) -> Geometry:
-        w_stats, h_stats = self.solution.gram_stats(self.problem)
-        return group_geometry([g.count for g in self.problem.groups], w_stats, h_stats)
+        return group_geometry([g.count for g in self.problem.groups], *self._grams)
+
+    @property
+    def energies(self) -> tuple[float, float]:
+        """(E_W, E_H) of the solution: mean squared classifier norm, mean squared class-mean norm."""
+        w_stats, h_stats = self._grams
+        return w_stats.trace / self.problem.K, h_stats.trace / self.problem.K
 
     def to_dict(self) -> dict:
         """The public answer as strict-JSON-ready data (undefined numbers are None); README lists every key."""
+        EW, EH = self.energies
         return jsonable({
             "value": self.value, "gap": self.gap, "method": self.method, "status": self.status,
             "iterations": self.iterations, "seconds": self.seconds, "K": self.problem.K,
-            "EH": self.problem.EH, "EW": self.problem.EW, "loss": self.problem.loss.name, "rank": self.rank,
-            **self.geometry.to_dict(), "details": self.info,
+            **self.problem.describe(), "EH": EH, "EW": EW, "loss": self.problem.loss.name, "rank": self.rank,
+            "bias_values": self.bias, **self.geometry.to_dict(), "details": self.info,
         })
 
     def summary(self) -> str:

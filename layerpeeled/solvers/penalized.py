@@ -1,0 +1,236 @@
+"""Solvers of the penalized (weight-decay) LPM through its convex form (SPEC §1):
+
+    min_{Y, b}  sum_k (n_k/N) L(z_k + b, k) + mu |Y|_* + (lambda_b/2)|b|^2,   Y = D^{1/2} Z, mu = sqrt(lambda_W lambda_H),
+
+by accelerated proximal gradient (singular values soft-thresholded), either in the symmetry-reduced
+coordinates of :mod:`.reduced` (cost independent of K) or densely on K x K matrices, with cvxpy
+as the independent reference.
+
+Certificate. With h the smooth part (loss and bias penalty), F = h + mu|Y|_* and any optimum
+(Y*, b*):  F - F* <= <grad_Y h, Y - Y*> + mu|Y|_* - mu|Y*|_* + <grad_b h, b - b*>.
+Losses and penalties are >= 0, so mu|Y*|_* <= F* <= F =: mu tau, and the Y part is at most
+<G, Y> + mu|Y|_* + tau max(0, sigma_max(G) - mu). For the bias, cross-entropy is unchanged when
+every logit moves together, so b* can be taken with sum 0; class j's loss alone then bounds
+b*_i - b*_j <= C_j = log(expm1(F/pi_j)) + 2 tau/sqrt(n_j) (|z*_jk| <= tau/sqrt(n_j)), hence
+|b*_i| <= B = max_j C_j (and <= sqrt(2F/lambda_b) for a decayed bias); the bias part is at most
+|grad_b h|_1 (|b|_inf + B). Every term vanishes at an optimum, so the bound closes.
+"""
+from __future__ import annotations
+
+import math
+import time
+
+import numpy as np
+
+from .fista import fista
+from .nuclear import logit_objective
+from .reduced import BlockLogits, ReducedProgram
+from .result import SolveResult
+
+EPS = 2.0**-52
+
+
+def _log_expm1(x: float) -> float:
+    """log(e^x - 1) without overflow for large x."""
+    return x + math.log(-math.expm1(-x)) if x > 0 else -math.inf
+
+
+def bias_bound(problem, F: float, tau: float) -> float:
+    """B >= |b*_k| for every class at a sum-zero optimum (see the module docstring)."""
+    C = max(_log_expm1(F / w) + 2 * tau / math.sqrt(n) for w, n in zip(problem.weights, problem.counts))
+    if problem.bias == "decayed":
+        C = min(C, math.sqrt(2 * F / problem.lambda_b))
+    return C
+
+
+def penalized_gap(problem, F: float, inner: float, nuc: float, dual: float, g_bias=None, bias=None) -> float:
+    """Upper bound on F - F* from <G, Y>, |Y|_*, sigma_max(G) and the bias gradient (module docstring),
+    padded by its own rounding."""
+    mu = problem.mu
+    tau = F / mu
+    gap = inner + mu * nuc + tau * max(0.0, dual - mu)
+    size = abs(inner) + mu * nuc + tau * dual + abs(F)
+    if g_bias is not None:
+        slack = float(np.abs(g_bias).sum()) * (float(np.abs(bias).max()) + bias_bound(problem, F, tau))
+        gap, size = gap + slack, size + slack
+    return max(gap, 0.0) + 16 * EPS * size
+
+
+def _check_bias(problem):
+    if problem.bias != "none" and not getattr(problem.loss, "shift_invariant", False):
+        raise ValueError(f"a bias needs a loss unchanged when all logits move together; {problem.loss.name} is not")
+
+
+def _soft(v, t):
+    return np.sign(v) * np.maximum(np.abs(v) - t, 0.0)
+
+
+class PenalizedReduced:
+    """The reduced program of the penalized form over x = (b, M.ravel(), beta): (b, M) the block
+    coordinates of Y = D^{1/2} Z (see :mod:`.reduced`), beta the per-group bias (absent without bias)."""
+
+    def __init__(self, problem, collapsed=()):
+        _check_bias(problem)
+        self.problem = problem
+        self.prog = ReducedProgram(problem, collapsed)
+        self.G = self.prog.G
+        self.scale = np.array([math.sqrt(g.count) for g in problem.groups])
+        self.has_bias = problem.bias != "none"
+        self.decay = (problem.lambda_b or 0.0) * self.prog.K  # lambda_b/2 sum_g K_g beta_g^2
+
+    def split(self, x):
+        G = self.G
+        return x[:G], x[G:G + G * G].reshape(G, G), x[G + G * G:]
+
+    def value_grad(self, x):
+        bp, Mp, beta = self.split(x)
+        z = np.concatenate([bp / self.scale, (Mp / self.scale[:, None]).ravel()])
+        if self.has_bias:
+            f, gb, gM, g_beta = self.prog.derivatives(z, beta)
+            f += 0.5 * float(self.decay @ beta**2)
+            g_beta = g_beta + self.decay * beta
+        else:
+            (f, gb, gM), g_beta = self.prog.derivatives(z), beta
+        g = self.prog.free_gradient(gb / self.scale, gM / self.scale[:, None])
+        return f, np.concatenate([g, g_beta])
+
+    def nuclear(self, x) -> float:
+        bp, Mp, _ = self.split(x)
+        return float(np.abs(bp).sum() + np.linalg.svd(Mp, compute_uv=False).sum())
+
+    def prox(self, v, step):
+        bp, Mp, beta = self.split(v)
+        t = self.problem.mu * step
+        U, s, Vh = np.linalg.svd(Mp)
+        bp = np.where(self.prog.free, _soft(bp, t), 0.0)
+        return np.concatenate([bp, ((U * np.maximum(s - t, 0.0)) @ Vh).ravel(), beta])
+
+    def total(self, x, f):
+        return f + self.problem.mu * self.nuclear(x)
+
+    def gap(self, x, f, g):
+        G = self.G
+        F = self.total(x, f)
+        dual = self.prog.dual_norm(g[:G + G * G])
+        gb, beta = g[G + G * G:], self.centred(x[G + G * G:])
+        return penalized_gap(self.problem, F, float(g[:G + G * G] @ x[:G + G * G]), self.nuclear(x), dual,
+                             gb if self.has_bias else None, beta)
+
+    def centred(self, beta):
+        """The bias moved to class mean 0: the same objective (cross-entropy ignores a common shift),
+        and what the certificate and the answer use."""
+        K = self.prog.K
+        return beta - float(K @ beta) / K.sum() if beta.size else beta
+
+    def lipschitz(self) -> float:
+        return float((self.prog.omega / self.scale**2).max() + (self.decay.max() if self.has_bias else 0.0))
+
+
+def solve_penalized_reduced(problem, *, tol: float = 1e-9, max_iter: int = 200000, callback=None,
+                            collapsed=()) -> SolveResult:
+    """The penalized model in the symmetry-reduced coordinates: G + G^2 (+ G bias) unknowns, any K."""
+    start = time.perf_counter()
+    prog = PenalizedReduced(problem, collapsed)
+    x0 = np.zeros(prog.G + prog.G**2 + (prog.G if prog.has_bias else 0))
+    out = fista(x0, prog.value_grad, prog.prox, prog.gap, lipschitz=prog.lipschitz(), tol=tol, max_iter=max_iter,
+                callback=callback, check_every=2, total=prog.total)
+    bp, Mp, beta = prog.split(out.x)
+    beta = prog.centred(beta)
+    sol = BlockLogits(problem, bp, Mp)
+    _, g = prog.value_grad(out.x)
+    bias = np.zeros(problem.K)
+    for value, group in zip(beta, problem.groups):
+        bias[list(group.classes)] = value
+    return SolveResult(problem=problem, value=out.value, gap=out.gap, method="reduced",
+                       status="optimal" if out.converged else "max_iter", iterations=out.iterations,
+                       seconds=time.perf_counter() - start, solution=sol, bias=bias if prog.has_bias else None,
+                       info={"blocks": {k: v.tolist() for k, v in sol.blocks.items()}},
+                       state={"b_gradient": g[:prog.G].tolist()})
+
+
+class PenalizedDense:
+    """The penalized form over x = (Y.ravel(), b): K x K weighted logits and the class biases."""
+
+    def __init__(self, problem):
+        _check_bias(problem)
+        self.problem = problem
+        self.K = problem.K
+        self.scale = problem.row_scale
+        self.has_bias = problem.bias != "none"
+
+    def split(self, x):
+        K = self.K
+        return x[:K * K].reshape(K, K), x[K * K:]
+
+    def value_grad(self, x):
+        Y, b = self.split(x)
+        logits = Y / self.scale[:, None] + (b[None, :] if self.has_bias else 0.0)
+        f, G = logit_objective(self.problem, logits)
+        if not self.has_bias:
+            return f, (G / self.scale[:, None]).ravel()
+        lb = self.problem.lambda_b
+        return f + 0.5 * lb * float(b @ b), np.concatenate([(G / self.scale[:, None]).ravel(), G.sum(0) + lb * b])
+
+    def prox(self, v, step):
+        Y, b = self.split(v)
+        U, s, Vh = np.linalg.svd(Y)
+        return np.concatenate([((U * np.maximum(s - self.problem.mu * step, 0.0)) @ Vh).ravel(), b])
+
+    def total(self, x, f):
+        return f + self.problem.mu * float(np.linalg.svd(self.split(x)[0], compute_uv=False).sum())
+
+    def gap(self, x, f, g):
+        Y, b = self.split(x)
+        GY, gb = self.split(g)
+        F = self.total(x, f)
+        b = b - b.mean() if b.size else b  # cross-entropy ignores a common shift: centre as the bound assumes
+        return penalized_gap(self.problem, F, float((GY * Y).sum()), float(np.linalg.svd(Y, compute_uv=False).sum()),
+                             float(np.linalg.svd(GY, compute_uv=False)[0]), gb if self.has_bias else None, b)
+
+
+def solve_penalized_dense(problem, *, tol: float = 1e-9, max_iter: int = 50000, callback=None,
+                          check_every: int = 1) -> SolveResult:
+    """The penalized model on K x K matrices (any counts), one SVD per step."""
+    start = time.perf_counter()
+    prog = PenalizedDense(problem)
+    x0 = np.zeros(problem.K**2 + (problem.K if prog.has_bias else 0))
+    L = float((problem.weights / problem.counts).max()) + (problem.lambda_b or 0.0)
+    out = fista(x0, prog.value_grad, prog.prox, prog.gap, lipschitz=L, tol=tol, max_iter=max_iter,
+                callback=callback, check_every=check_every, total=prog.total)
+    Y, b = prog.split(out.x)
+    b = b - b.mean() if b.size else b
+    return SolveResult.from_logits(problem, Y / prog.scale[:, None], value=out.value, gap=out.gap,
+                                   method="first-order-numpy", status="optimal" if out.converged else "max_iter",
+                                   iterations=out.iterations, seconds=time.perf_counter() - start,
+                                   bias=b.copy() if prog.has_bias else None)
+
+
+def solve_penalized_cvxpy(problem, *, solver: str = "CLARABEL", tol: float = 1e-9, verbose: bool = False) -> SolveResult:
+    """The convex form written directly in cvxpy (nuclear norm of D^{1/2} Z): the independent reference.
+    Its certificate is computed like the others', at the solution cvxpy returns."""
+    import cvxpy as cp
+
+    start = time.perf_counter()
+    K, w, S = problem.K, problem.weights, problem.row_scale
+    Z = cp.Variable((K, K))
+    b = cp.Variable(K) if problem.bias != "none" else None
+    logits = [Z[k, :] + (b if b is not None else 0) for k in range(K)]
+    objective = sum(w[k] * problem.loss.cvxpy_row(logits[k], k) for k in range(K)) + problem.mu * cp.normNuc(
+        np.diag(S) @ Z)
+    if b is not None and problem.bias == "decayed":
+        objective = objective + 0.5 * problem.lambda_b * cp.sum_squares(b)
+    prob = cp.Problem(cp.Minimize(objective))
+    opts = {"CLARABEL": {"tol_gap_abs": tol, "tol_gap_rel": tol, "tol_feas": tol},
+            "SCS": {"eps_abs": max(tol, 1e-7), "eps_rel": max(tol, 1e-7), "max_iters": 200000}}[solver.upper()]
+    prob.solve(solver=solver.upper(), verbose=verbose, **opts)
+    if Z.value is None:
+        raise RuntimeError(f"{solver} failed on {problem!r}: status {prob.status}")
+    prog = PenalizedDense(problem)
+    x = np.concatenate([(S[:, None] * Z.value).ravel(), b.value if b is not None else np.zeros(0)])
+    f, g = prog.value_grad(x)
+    stats = prob.solver_stats
+    return SolveResult.from_logits(problem, np.array(Z.value), value=prog.total(x, f), gap=prog.gap(x, f, g),
+                                   method=f"cvxpy-{solver.lower()}", status=prob.status,
+                                   iterations=int(stats.num_iters or 0), seconds=time.perf_counter() - start,
+                                   bias=None if b is None else x[K * K:] - x[K * K:].mean(),
+                                   info={"cvxpy_value": float(prob.value)})

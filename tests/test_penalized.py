@@ -1,0 +1,142 @@
+"""The penalized (weight-decay) model of SPEC §1: its convex form against a direct nonconvex
+minimisation over W, H (features per example), three solvers against each other and their
+certificates, and the balanced closed form (Zhu et al. 2021)."""
+import json
+
+import numpy as np
+import pytest
+from scipy.optimize import minimize
+
+from layerpeeled.cli import main
+from layerpeeled.jsonio import loads
+from layerpeeled.problem import PenalizedLPM
+from layerpeeled.solvers import solve
+
+BIASES = [None, 0.05, 0.0]  # no bias, decayed, free
+
+
+def _direct(counts, lW, lH, lb, p, rng, restarts=3):
+    """SPEC §1 as written: one feature vector per example, minimised over (W, H, b) with L-BFGS."""
+    counts = np.asarray(counts, dtype=int)
+    K, N = counts.size, counts.sum()
+    labels = np.repeat(np.arange(K), counts)
+
+    def objective(theta):
+        W = theta[:K * p].reshape(K, p)
+        H = theta[K * p:K * p + N * p].reshape(N, p)
+        b = theta[K * p + N * p:] if lb is not None else np.zeros(K)
+        Z = H @ W.T + b
+        m = Z.max(1, keepdims=True)
+        e = np.exp(Z - m)
+        s = e.sum(1, keepdims=True)
+        loss = (np.log(s[:, 0]) + m[:, 0] - Z[np.arange(N), labels]).mean()
+        P = e / s
+        P[np.arange(N), labels] -= 1
+        P /= N
+        f = loss + lW / 2 * (W**2).sum() + lH / 2 * (H**2).sum() + (lb or 0) / 2 * (b**2).sum()
+        gW, gH = P.T @ H + lW * W, P @ W + lH * H
+        grad = [gW.ravel(), gH.ravel()] + ([P.sum(0) + (lb or 0) * b] if lb is not None else [])
+        return f, np.concatenate(grad)
+
+    size = K * p + N * p + (K if lb is not None else 0)
+    best = min((minimize(objective, rng.normal(size=size), jac=True, method="L-BFGS-B",
+                         options={"maxiter": 20000, "gtol": 1e-12, "ftol": 1e-15}) for _ in range(restarts)),
+               key=lambda r: r.fun)
+    return best.fun
+
+
+@pytest.mark.parametrize("lb", BIASES)
+@pytest.mark.parametrize("counts, lW, lH", [([4, 4, 2, 2], 1e-2, 1e-2), ([6, 2, 2], 3e-2, 5e-3), ([3, 3, 3, 1], 2e-3, 4e-2)])
+def test_convex_form_equals_direct_minimisation(counts, lW, lH, lb, rng):
+    P = PenalizedLPM(counts, lW, lH, lb)
+    r = solve(P, tol=1e-11)
+    direct = _direct(counts, lW, lH, lb, p=len(counts) + 1, rng=rng)
+    assert r.value <= direct + 1e-9  # the convex form is a lower bound that the network attains
+    assert direct - r.value <= 1e-7 * r.value
+
+
+def _random_problem(rng, lb):
+    K = int(rng.integers(3, 7))
+    levels = np.round(10 ** rng.uniform(0, 3, size=int(rng.integers(1, 4))))
+    counts = levels[rng.integers(0, levels.size, size=K)]
+    lW, lH = 10 ** rng.uniform(-4, -1.5, size=2)
+    return PenalizedLPM(counts, lW, lH, lb)
+
+
+@pytest.mark.parametrize("lb", BIASES)
+@pytest.mark.parametrize("seed", range(6))
+def test_three_solvers_agree_and_certificates_hold(seed, lb):
+    rng = np.random.default_rng(seed)
+    P = _random_problem(rng, lb)
+    results = {m: solve(P, m, tol=1e-10) for m in ("reduced", "first-order", "sdp")}
+    best = min(r.value for r in results.values())
+    for m, r in results.items():
+        assert r.value - best <= r.gap * (1 + 1e-9) + 1e-13 * best, m  # every certificate bounds the error
+    red, dense, ref = results["reduced"], results["first-order"], results["sdp"]
+    assert red.gap <= 1e-10 * red.value and dense.gap <= 1e-10 * dense.value
+    assert abs(red.value - dense.value) <= 2e-10 * best and abs(ref.value - best) <= 1e-6 * best
+    for a, b in zip(red.energies, dense.energies):
+        assert np.isclose(a, b, rtol=1e-4, atol=1e-8)
+    if lb is not None:
+        assert np.allclose(red.bias, dense.bias, atol=1e-4 * (1 + np.abs(dense.bias).max()))
+        assert abs(red.bias @ np.ones(P.K)) < 1e-9 * (1 + np.abs(red.bias).max())  # reported centred
+
+
+@pytest.mark.parametrize("lb", BIASES)
+def test_factors_reproduce_the_value_and_energies(lb):
+    P = PenalizedLPM([40, 40, 40, 4, 4], 2e-3, 1e-3, lb)
+    r = solve(P, tol=1e-12)
+    W, H = r.factors(p=6)
+    b = np.zeros(P.K) if r.bias is None else r.bias
+    Z = H @ W.T + b
+    ce = np.log(np.exp(Z).sum(1)) - np.diag(Z)
+    value = (P.counts @ ce / P.counts.sum() + P.lambda_W / 2 * (W**2).sum()
+             + P.lambda_H / 2 * P.counts @ (H**2).sum(1) + (lb or 0) / 2 * b @ b)
+    assert abs(value - r.value) <= 1e-10 * r.value
+    EW, EH = r.energies
+    assert np.isclose(EW, (W**2).sum(1).mean(), rtol=1e-10) and np.isclose(EH, (H**2).sum(1).mean(), rtol=1e-10)
+
+
+@pytest.mark.parametrize("K, n, lW, lH", [(4, 10.0, 1e-2, 2e-3), (10, 5000.0, 5e-4, 5e-4), (3, 100.0, 1e-4, 1e-2)])
+@pytest.mark.parametrize("lb", BIASES)
+def test_balanced_closed_form(K, n, lW, lH, lb):
+    """Zhu et al. (2021): a simplex ETF with margin rho = log((1 - (K-1) q)/q), q = sqrt(lW lH n),
+    while q < 1/K; the zero solution (value log K) beyond. Any bias is 0 by symmetry."""
+    q = np.sqrt(lW * lH * n)
+    rho = np.log((1 - (K - 1) * q) / q) if q < 1 / K else 0.0
+    value = np.log1p((K - 1) * np.exp(-rho)) + q * (K - 1) * rho
+    r = solve(PenalizedLPM([n] * K, lW, lH, lb), tol=1e-12)
+    assert abs(r.value - value) <= 1e-10 * value and r.value - value <= r.gap + 1e-15
+    EW, EH = r.energies
+    assert np.isclose(EW, np.sqrt(lH / lW) * np.sqrt(n) * rho * (K - 1) / K, rtol=1e-7, atol=1e-12)
+    if rho > 0:
+        assert r.geometry.groups[0].w_cos == pytest.approx(-1 / (K - 1), abs=1e-7)
+    if lb is not None:
+        assert np.abs(r.bias).max() < 1e-7
+
+
+def test_beyond_the_threshold_everything_is_zero():
+    r = solve(PenalizedLPM([100.0] * 4, 1e-1, 1e-1), tol=1e-12)  # q = 1 >= 1/K
+    assert r.value == pytest.approx(np.log(4), rel=1e-12) and r.energies == (0.0, 0.0)
+
+
+def test_cli_penalized_json_and_errors(capsys):
+    argv = ["solve", "--counts", "500x5,5x5", "--lambda-W", "5e-4", "--lambda-H", "5e-4", "--lambda-b", "0", "--json"]
+    assert main(argv) == 0
+    out = loads(capsys.readouterr().out.strip().splitlines()[-1])
+    r = solve(PenalizedLPM("500x5,5x5", 5e-4, 5e-4, 0.0))
+    assert out["form"] == "penalized" and out["bias"] == "free" and out["lambda_b"] == 0.0
+    assert out["value"] == pytest.approx(r.value, rel=1e-9) and out["gap"] <= 1e-9 * out["value"]
+    assert (out["EW"], out["EH"]) == pytest.approx(r.energies, rel=1e-6)
+    assert len(out["bias_values"]) == 10 and [g["count"] for g in out["groups"]] == [500, 5]
+    assert main(["solve", "--counts", "500x5,5x5", "--lambda-W", "5e-4", "--lambda-H", "5e-4", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert out["bias"] == "none" and out["bias_values"] is None and out["lambda_b"] is None
+    for args, needle in [(["--lambda-W", "1e-3"], "needs both --lambda-W and --lambda-H"),
+                         (["--EW", "1", "--lambda-H", "1e-3"], "cannot be combined"),
+                         (["--lambda-W", "1e-3", "--lambda-H", "-2"], "lambda_H must be a positive finite number, got -2.0"),
+                         (["--lambda-W", "1e-3", "--lambda-H", "1", "--lambda-b", "nan"], "lambda_b must be a finite number >= 0"),
+                         (["--lambda-W", "1e-3", "--lambda-H", "1", "--method", "first-order-torch"], "does not solve the penalized form")]:
+        with pytest.raises(SystemExit):
+            main(["solve", *args])
+        assert needle in capsys.readouterr().err
