@@ -140,3 +140,66 @@ def test_cli_penalized_json_and_errors(capsys):
         with pytest.raises(SystemExit):
             main(["solve", *args])
         assert needle in capsys.readouterr().err
+
+
+def _minority(KA, KB, R, nA, lW, lH, lb, method="first-order"):
+    """Minority spread (relative to the majority norm) and squared classifier norm from a full solve
+    (by default the dense K x K solver: no symmetry reduction, no restricted face)."""
+    g = solve(PenalizedLPM([nA] * KA + [nA / R] * KB, lW, lH, lb), method, tol=1e-12).geometry
+    return g.groups[g.minority].w_spread, g.groups[g.minority].w_norm2 / g.groups[g.majority].w_norm2
+
+
+def _bisect(predicate, lo, hi, steps):
+    assert not predicate(lo) and predicate(hi)
+    for _ in range(steps):
+        mid = np.sqrt(lo * hi)
+        lo, hi = (lo, mid) if predicate(mid) else (mid, hi)
+    return lo, hi
+
+
+@pytest.mark.parametrize("lb", [None, 1e-3, 0.0])
+def test_penalized_collapse_onset_inside_a_bisection_of_full_solves(lb):
+    from layerpeeled.collapse.onset import find_penalized_onset
+
+    KA, KB, nA, lW, lH = 3, 2, 200.0, 1e-3, 1e-3
+    on = find_penalized_onset(KA, KB, nA, lW, lH, lb, rel=1e-8)
+    assert on.onset is not None and on.onset_margins[0] > 0 > on.onset_margins[1]
+    lo, hi = _bisect(lambda R: _minority(KA, KB, R, nA, lW, lH, lb)[0] < 1e-5, 1.01, 1e6, steps=16)
+    assert lo <= on.onset <= hi and hi / lo < 1.01
+    assert on.penalized["onset_nB"] == pytest.approx(nA / on.onset)
+    before = _minority(KA, KB, on.onset * 0.97, nA, lW, lH, lb, "reduced")[0]
+    after = _minority(KA, KB, on.onset * 1.03, nA, lW, lH, lb, "reduced")[0]
+    assert before > 1e-3 and (after is None or after < 1e-6)
+
+
+@pytest.mark.parametrize("lb", [0.0, 2e-3])
+def test_penalized_vanishing_onset_matches_full_solves(lb):
+    """With a bias the minority classifiers vanish beyond R_v (the bias alone serves the minority)."""
+    from layerpeeled.collapse.onset import find_penalized_onset
+
+    KA, KB, nA, lW, lH = 4, 2, 100.0, 2e-3, 2e-3
+    on = find_penalized_onset(KA, KB, nA, lW, lH, lb, rel=1e-8)
+    assert on.vanish is not None and on.vanish >= on.onset * (1 - 1e-6)
+    below = _minority(KA, KB, on.vanish * 0.97, nA, lW, lH, lb)[1]
+    above = _minority(KA, KB, on.vanish * 1.03, nA, lW, lH, lb)[1]
+    assert below > 1e-6 and above < 1e-9
+
+
+def test_without_a_bias_the_minority_never_vanishes():
+    from layerpeeled.collapse.onset import find_penalized_onset
+
+    on = find_penalized_onset(4, 2, 100.0, 2e-3, 2e-3, None, rel=1e-6)
+    assert on.vanish is None and on.onset is not None
+    ratio = _minority(4, 2, 1e6, 100.0, 2e-3, 2e-3, None)[1]
+    assert ratio > 0.01  # minority / majority squared norm stays away from 0
+
+
+def test_cli_penalized_onset(capsys):
+    assert main(["onset", "--KA", "3", "--KB", "2", "--nA", "200", "--lambda-W", "1e-3", "--lambda-H", "1e-3", "--json"]) == 0
+    out = loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert out["EH"] is None and out["penalized"]["nA"] == 200 and out["onset"] > 1
+    for args, needle in [(["--nA", "100", "--lambda-W", "1e-3"], "needs --lambda-H too"),
+                         (["--EH", "5", "--nA", "100", "--lambda-W", "1", "--lambda-H", "1"], "cannot be combined")]:
+        with pytest.raises(SystemExit):
+            main(["onset", *args])
+        assert needle in capsys.readouterr().err

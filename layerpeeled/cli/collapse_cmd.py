@@ -18,8 +18,17 @@ def register(sub):
                        formatter_class=HelpFormatter, epilog=VALUES_HELP)
     p.add_argument("--KA", type=int, default=5, help="majority classes K_A")
     p.add_argument("--KB", type=int, default=5, help="minority classes K_B (at least 2)")
-    p.add_argument("--EH", type=float, default=5.0, help="feature energy budget E_H (mean squared feature norm)")
-    p.add_argument("--EW", type=float, default=1.0, help="classifier energy budget E_W (mean squared classifier norm)")
+    p.add_argument("--EH", type=float, default=None, help="constrained form: feature energy budget E_H (mean squared "
+                                                          "feature norm; default 5)")
+    p.add_argument("--EW", type=float, default=None, help="constrained form: classifier energy budget E_W (mean squared "
+                                                          "classifier norm; default 1)")
+    p.add_argument("--nA", type=float, default=None, help="penalized form: majority examples per class n_A (the answer "
+                                                          "depends on absolute counts; no default)")
+    p.add_argument("--lambda-W", dest="lambda_W", type=float, default=None, help="penalized form: classifier penalty")
+    p.add_argument("--lambda-H", dest="lambda_H", type=float, default=None,
+                   help="penalized form: feature penalty, summed over examples")
+    p.add_argument("--lambda-b", dest="lambda_b", type=float, default=None,
+                   help="penalized form: bias penalty, 0 for a free bias (default: no bias)")
     p.add_argument("--rel", type=float, default=1e-9, help="relative precision of the onsets in R")
     p.add_argument("--R", default=None, help="also report the smallest oversampling factor avoiding collapse at this "
                                              "finite ratio R = n_A/n_B >= 1")
@@ -63,6 +72,23 @@ def _client(args):
     return nullcontext(None)
 
 
+def _penalized_onset(args):
+    """The penalized form's onsets when any of its options is given (never mixed with --EH/--EW)."""
+    from ..collapse.onset import find_penalized_onset
+
+    given = [f"--{k.replace('_', '-')}" for k in ("nA", "lambda_W", "lambda_H", "lambda_b") if getattr(args, k) is not None]
+    if not given:
+        return None
+    budgets = [f"--{k}" for k in ("EH", "EW", "products") if getattr(args, k) is not None]
+    if budgets:
+        raise ValueError(f"{', '.join(budgets)} (constrained form) and {', '.join(given)} (penalized form) cannot be "
+                         "combined: choose one form")
+    missing = [f"--{k.replace('_', '-')}" for k in ("nA", "lambda_W", "lambda_H") if getattr(args, k) is None]
+    if missing:
+        raise ValueError(f"the penalized onset needs {', '.join(missing)} too")
+    return find_penalized_onset(args.KA, args.KB, args.nA, args.lambda_W, args.lambda_H, args.lambda_b, rel=args.rel)
+
+
 def run_onset(args) -> int:
     from ..collapse import find_onset, min_oversampling, onset_vs_energy
     from ..imbalance import parse_ratio
@@ -70,6 +96,7 @@ def run_onset(args) -> int:
     R = None if args.R is None else parse_ratio(args.R, "--R", allow_inf=False)
     if not (0 < args.rel < 1):
         raise ValueError(f"--rel must be a number in (0, 1), got {args.rel!r}")
+    penalized = _penalized_onset(args)
     if args.products:
         products = parse_values(args.products, "products")
         with _client(args) as client:
@@ -80,18 +107,25 @@ def run_onset(args) -> int:
         for row in [] if args.json else rows:
             print(f"E_H*E_W = {row['EH*EW']:<10.4g} R_0 = {_fmt(row['onset']):<14} R_v = {_fmt(row['vanish'])}")
         return 0
-    o = find_onset(args.KA, args.KB, args.EH, args.EW, rel=args.rel)
+    o = penalized or find_onset(args.KA, args.KB, 5.0 if args.EH is None else args.EH,
+                                1.0 if args.EW is None else args.EW, rel=args.rel)
     out = o.to_dict()
     if R is not None:
         out["R"], out["min_wr"] = R, min_oversampling(R, o.onset)
     if args.json:
         print(dumps(out))
         return 0
-    print(f"K_A = {o.KA}, K_B = {o.KB}, E_H = {o.EH:g}, E_W = {o.EW:g} ({o.evaluations} margin evaluations, {o.seconds:.3g} s)")
+    form = (f"E_H = {o.EH:g}, E_W = {o.EW:g}" if o.penalized is None else
+            ", ".join(f"{k} = {v:g}" for k, v in o.penalized.items() if k in ("nA", "lambda_W", "lambda_H") and v is not None)
+            + (", no bias" if o.penalized["lambda_b"] is None else f", lambda_b = {o.penalized['lambda_b']:g}"))
+    print(f"K_A = {o.KA}, K_B = {o.KB}, {form} ({o.evaluations} margin evaluations, {o.seconds:.3g} s)")
     print(f"collapse onset  R_0 = {_fmt(o.onset)}" + (
         f"   margins {o.onset_margins[0]:+.2e} at R = {o.onset_bracket[0]:.10g}, {o.onset_margins[1]:+.2e} at {o.onset_bracket[1]:.10g}"
         if o.onset_bracket else "   (no collapse up to R = 1e15)"))
     print(f"vanishing onset R_v = {_fmt(o.vanish)}" + ("" if o.vanish else "   (minority classifiers never vanish up to R = 1e15)"))
+    if o.penalized is not None:
+        print(f"minority examples per class at the onsets: n_B = {_fmt(o.penalized['onset_nB'])} (collapse), "
+              f"{_fmt(o.penalized['vanish_nB'])} (vanishing)")
     if R is not None:
         print(f"at R = {R:g}: oversample the minority by w_r > {out['min_wr']:.8g} to avoid collapse")
     for note in o.notes:

@@ -18,7 +18,8 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from ..problem import LPMProblem, step_counts
+from ..problem import LPMProblem, PenalizedLPM, step_counts
+from ..solvers.penalized import solve_penalized_reduced
 from ..solvers.reduced import ReducedProgram, solve_reduced
 
 R_MIN, R_MAX = 1.0 + 1e-9, 1e15  # R -> 1 merges the groups; beyond R_MAX we call it "never"
@@ -58,8 +59,8 @@ class Onset:
 
     KA: int
     KB: int
-    EH: float
-    EW: float
+    EH: float | None  # constrained form (None for the penalized one)
+    EW: float | None
     onset: float | None  # R_0: smallest ratio with identical minority classifiers (None: never)
     vanish: float | None  # R_v: smallest ratio with zero minority classifiers (None: never)
     onset_bracket: tuple | None = None
@@ -68,6 +69,7 @@ class Onset:
     evaluations: int = 0
     seconds: float = 0.0
     notes: list = field(default_factory=list)
+    penalized: dict | None = None  # penalized form: nA, lambda_W, lambda_H, lambda_b, and n_B at each onset
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -115,6 +117,13 @@ def find_onset(KA: int, KB: int, EH: float = 5.0, EW: float = 1.0, rel: float = 
         calls[0] += 1
         return vanish_margin(KA, KB, R, EH, EW)
 
+    out, notes = _locate(phi_c, phi_v, rel)
+    return Onset(KA, KB, float(EH), float(EW), out["onset"][0], out["vanish"][0], out["onset"][1], out["onset"][2],
+                 out["vanish"][1], calls[0], time.perf_counter() - start, notes)
+
+
+def _locate(phi_c, phi_v, rel: float):
+    """Roots of the collapse and vanishing margins in R, each with the bracket of opposite signs."""
     out = {}
     for key, fn in (("vanish", phi_v), ("onset", phi_c)):
         span = _first_sign_change(fn)
@@ -129,8 +138,60 @@ def find_onset(KA: int, KB: int, EH: float = 5.0, EW: float = 1.0, rel: float = 
     notes = []
     if out["onset"][0] is not None and out["vanish"][0] is not None and out["vanish"][0] < out["onset"][0] * (1 - 1e-6):
         notes.append("vanishing found below the collapse onset: check the margins")
-    return Onset(KA, KB, float(EH), float(EW), out["onset"][0], out["vanish"][0], out["onset"][1], out["onset"][2],
-                 out["vanish"][1], calls[0], time.perf_counter() - start, notes)
+    return out, notes
+
+
+def _penalized(KA, KB, R, nA, lambda_W, lambda_H, lambda_b) -> PenalizedLPM:
+    return PenalizedLPM(step_counts(KA, KB, R, nA), lambda_W, lambda_H, lambda_b)
+
+
+def penalized_collapse_margin(KA, KB, R, nA, lambda_W, lambda_H, lambda_b=None, tol=1e-12) -> float:
+    """Penalized form: |df/db_B| / mu - 1 at the optimum with the minority classifiers held identical
+    (negative iff that is the full optimum: soft-thresholding keeps b_B = 0 exactly when |df/db_B| <= mu)."""
+    P = _penalized(KA, KB, R, nA, lambda_W, lambda_H, lambda_b)
+    r = solve_penalized_reduced(P, collapsed=[1], tol=tol)
+    return abs(r.state["b_gradient"][1]) / P.mu - 1.0
+
+
+def penalized_vanish_margin(KA, KB, R, nA, lambda_W, lambda_H, lambda_b=None, tol=1e-12) -> float:
+    """Penalized form: max(|df/db_B|, sigma_max(df/dM)) / mu - 1 at the optimum with the majority
+    alone forming a simplex (b_B = 0, M = 0; the bias free as the model says): <= 0 iff the minority
+    classifiers vanish at the full optimum."""
+    if KA < 2:
+        return math.inf
+    P = _penalized(KA, KB, R, nA, lambda_W, lambda_H, lambda_b)
+    r = solve_penalized_reduced(P, collapsed=[1], zero_between=True, tol=tol)
+    return max(abs(r.state["b_gradient"][1]), r.state["M_gradient_norm"]) / P.mu - 1.0
+
+
+def find_penalized_onset(KA: int, KB: int, nA: float, lambda_W: float, lambda_H: float, lambda_b: float | None = None,
+                         rel: float = 1e-9) -> Onset:
+    """R_0 and R_v (and n_B = n_A / R at each) of the penalized form for step imbalance with n_A
+    majority examples per class, each to relative precision ``rel`` in R."""
+    start = time.perf_counter()
+    for name, v in (("KA", KA), ("KB", KB)):
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
+            raise ValueError(f"{name} must be a positive integer, got {v!r}")
+    if KB < 2:
+        raise ValueError(f"the onset of collapse needs KB >= 2 minority classes, got KB = {KB!r}")
+    _penalized(KA, KB, 2.0, nA, lambda_W, lambda_H, lambda_b)  # validates the penalties and n_A
+    calls = [0]
+    args = (nA, lambda_W, lambda_H, lambda_b)
+
+    def phi_c(R):
+        calls[0] += 1
+        return penalized_collapse_margin(KA, KB, R, *args, tol=margin_tol(rel))
+
+    def phi_v(R):
+        calls[0] += 1
+        return penalized_vanish_margin(KA, KB, R, *args, tol=margin_tol(rel))
+
+    out, notes = _locate(phi_c, phi_v, rel)
+    nB = {k: None if out[k][0] is None else nA / out[k][0] for k in ("onset", "vanish")}
+    info = {"nA": float(nA), "lambda_W": float(lambda_W), "lambda_H": float(lambda_H),
+            "lambda_b": None if lambda_b is None else float(lambda_b), "onset_nB": nB["onset"], "vanish_nB": nB["vanish"]}
+    return Onset(KA, KB, None, None, out["onset"][0], out["vanish"][0], out["onset"][1], out["onset"][2],
+                 out["vanish"][1], calls[0], time.perf_counter() - start, notes, penalized=info)
 
 
 def onset_vs_energy(KA: int, KB: int, products, rel: float = 1e-7, client=None, progress: bool = False) -> list[Onset]:

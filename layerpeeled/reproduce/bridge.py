@@ -1,5 +1,15 @@
-"""The bridge from a trained network to the model: measure its E_W, E_H and class counts, solve
-the matching LPM, and set the predicted minority geometry beside the measured one."""
+"""The bridge from trained networks to the model: for every network, the minority geometry that
+three calibrations of the LPM predict, set beside what was measured.
+
+- ``measured``: the constrained LPM at the network's measured E_W = mean |w_k|^2 and E_H = mean
+  over classes of the mean |h|^2, with its class counts;
+- ``weight-decay``: the penalized LPM at the run's own weight decay, lambda_W = lambda_H = wd,
+  and its bias decayed by wd as in training (SGD decays every parameter alike);
+- ``fitted``: the constrained LPM at one effective E_H E_W for the whole series, fitted to the
+  other runs' minority cosines and judged on the held-out run (leave-one-out).
+A vanished minority in the model (cosine undefined, the limit of full collapse) counts as cosine
+1 when errors are taken.
+"""
 from __future__ import annotations
 
 import json
@@ -8,17 +18,23 @@ from pathlib import Path
 import numpy as np
 
 from ..imbalance import INF_SURROGATE
-from ..problem import LPMProblem
+from ..problem import LPMProblem, PenalizedLPM
 from ..solvers import solve
 
 COMPARED = ("minority_w_cos", "majority_w_cos", "between_cos", "norm_ratio")
+CALIBRATIONS = {
+    "measured": "constrained LPM at the measured E_H, E_W",
+    "weight-decay": "penalized LPM at the run's weight decay",
+    "fitted": "constrained LPM at one fitted E_H E_W (leave-one-out)",
+}
+FIT_PRODUCTS = np.logspace(-1, 3, 41)  # the effective E_H E_W searched by the fitted calibration
 
 
-def _counts(record: dict) -> np.ndarray:
+def _counts(record: dict) -> tuple:
     counts = np.asarray(record["class_counts"], dtype=float)
     if (counts == 0).any():
         counts[counts == 0] = counts.max() / INF_SURROGATE
-    return counts
+    return tuple(counts.tolist())
 
 
 def compared(flat: dict) -> dict:
@@ -30,32 +46,109 @@ def compared(flat: dict) -> dict:
     return out
 
 
-def bridge(record: dict) -> dict:
-    """Prediction of the LPM with the network's measured energies and counts, next to the measurement."""
-    problem = LPMProblem(_counts(record), EH=record["EH"], EW=record["EW"])
-    result = solve(problem)
-    pred, meas = compared(result.geometry.flat()), compared(record)
-    errors = {k: abs(pred[k] - meas[k]) for k in COMPARED if pred[k] is not None and meas[k] is not None}
-    return {"EH": record["EH"], "EW": record["EW"], "value": result.value, "gap": result.gap,
-            "method": result.method, "predicted": pred, "measured": meas, "abs_error": errors}
+_PREDICTIONS: dict = {}  # a series' fitted calibration solves the same problems for every held-out run
+
+
+def _predict(problem) -> dict:
+    key = (tuple(problem.counts.tolist()), tuple(problem.describe().items()))
+    if key not in _PREDICTIONS:
+        _PREDICTIONS[key] = compared(solve(problem).geometry.flat())
+    return _PREDICTIONS[key]
+
+
+def _errors(pred: dict, meas: dict) -> dict:
+    def value(d, key):
+        if key == "minority_w_cos" and d.get("minority_vanished"):
+            return 1.0  # full collapse: the limit of the cosine as the classifiers shrink together
+        return d[key]
+
+    pairs = {k: (value(pred, k), value(meas, k)) for k in COMPARED}
+    return {k: abs(a - b) for k, (a, b) in pairs.items() if a is not None and b is not None}
+
+
+def model_problem(record: dict, calibration: str, weight_decay: float | None = None, product: float | None = None):
+    """The LPM a calibration solves for one network record."""
+    counts = _counts(record)
+    if calibration == "measured":
+        return LPMProblem(counts, record["EH"], record["EW"])
+    if calibration == "weight-decay":
+        return PenalizedLPM(counts, weight_decay, weight_decay, weight_decay)
+    if calibration == "fitted":
+        return LPMProblem(counts, product, 1.0)
+    raise ValueError(f"calibration must be one of {list(CALIBRATIONS)}, got {calibration!r}")
+
+
+def bridge(record: dict, weight_decay: float) -> dict:
+    """The measured and weight-decay calibrations of one network record, next to its measurement."""
+    meas = compared(record)
+    pred = {c: _predict(model_problem(record, c, weight_decay)) for c in ("measured", "weight-decay")}
+    return {"EH": record["EH"], "EW": record["EW"], "measured": meas, "predicted": pred,
+            "abs_error": {c: _errors(p, meas) for c, p in pred.items()}}
+
+
+def fit_product(records: list[dict]) -> float:
+    """The E_H E_W (on :data:`FIT_PRODUCTS`) whose predicted minority cosines are closest to the
+    measured ones on average over ``records``."""
+    def loss(E):
+        errs = [_errors(_predict(model_problem(r, "fitted", product=E)), compared(r)).get("minority_w_cos")
+                for r in records]
+        errs = [e for e in errs if e is not None]
+        return np.mean(errs) if errs else np.inf
+
+    return float(min(FIT_PRODUCTS, key=loss))
+
+
+def bridge_series(records: list[dict]) -> list[dict]:
+    """Every calibration for every run of a series (records carry their ``config``): the fitted one
+    leave-one-out, so each run is predicted by a product fitted without it (nor its other seeds)."""
+    from .scales import without_seed
+
+    out = []
+    for rec in records:
+        b = bridge(rec, rec["config"]["weight_decay"])
+        others = [r for r in records if without_seed(r["config"]) != without_seed(rec["config"])]
+        E = fit_product(others) if others else fit_product(records)
+        b["fitted_product"] = E
+        b["predicted"]["fitted"] = _predict(model_problem(rec, "fitted", product=E))
+        b["abs_error"]["fitted"] = _errors(b["predicted"]["fitted"], b["measured"])
+        out.append(b)
+    return out
 
 
 def bridge_run(run_folder) -> dict:
-    """The bridge for a finished run folder of ``lpm train``."""
+    """The measured and weight-decay calibrations for a finished run folder of ``lpm train``."""
     folder = Path(run_folder)
     path = folder / "records.json"
     if not path.is_file():
         raise FileNotFoundError(f"{folder} holds no finished training run (no records.json)")
     config = json.loads((folder / "config.json").read_text())
     record = json.loads(path.read_text())[-1]
-    return {"config": config, "epoch": record["epoch"], **bridge(record)}
+    return {"config": config, "epoch": record["epoch"], **bridge(record, config["weight_decay"])}
+
+
+def mean_errors(bridges: list[dict]) -> dict:
+    """{calibration: {quantity: mean absolute error over the runs where both are defined}}."""
+    out = {}
+    for c in CALIBRATIONS:
+        per = {}
+        for key in COMPARED:
+            errs = [b["abs_error"][c][key] for b in bridges if c in b["abs_error"] and key in b["abs_error"][c]]
+            if errs:
+                per[key] = float(np.mean(errs))
+        if per:
+            out[c] = per
+    return out
 
 
 def summarise(bridges: list[dict]) -> str:
-    """One sentence on how close the model came, from mean absolute errors over runs."""
-    parts = []
-    for key in COMPARED:
-        errs = [b["abs_error"][key] for b in bridges if key in b["abs_error"]]
-        if errs:
-            parts.append(f"{key.replace('_', ' ')}: mean |model - network| = {np.mean(errs):.3f} over {len(errs)} runs")
-    return "; ".join(parts) if parts else "no comparable quantities"
+    """How close each calibration came, and which came closest on the minority cosine, in words."""
+    table = mean_errors(bridges)
+    if not table:
+        return "no comparable quantities"
+    parts = [f"{CALIBRATIONS[c]}: mean |model - network| minority cosine "
+             f"{e.get('minority_w_cos', float('nan')):.3f}, majority cosine {e.get('majority_w_cos', float('nan')):.3f}, "
+             f"norm ratio {e.get('norm_ratio', float('nan')):.3f}" for c, e in table.items()]
+    ranked = sorted((e["minority_w_cos"], c) for c, e in table.items() if "minority_w_cos" in e)
+    if ranked:
+        parts.append(f"closest on the minority cosine over {len(bridges)} runs: {CALIBRATIONS[ranked[0][1]]}")
+    return "; ".join(parts)

@@ -1,5 +1,7 @@
-"""The network figures (b) cosine vs R per K_A, (c) model vs networks at two weight decays,
-(d) oversampling, and the bridge overlay of predicted on measured minority geometry."""
+"""The network figures (b) cosine and minority accuracy vs R per K_A, (c) model vs networks at two
+weight decays, (d) oversampling, the bridge overlay of predicted on measured minority geometry, and
+NC1-NC4 over training. Runs that differ only by their seed are one point: the mean, with a band of
+plus or minus one standard deviation across seeds."""
 from __future__ import annotations
 
 import math
@@ -40,47 +42,81 @@ def _by(records, key):
     return out
 
 
+def _points(items, x_of, value):
+    """(xs, means, stds) over the items sharing each x (the seeds of one configuration), sorted by x."""
+    by = {}
+    for item in items:
+        by.setdefault(x_of(item), []).append(value(item))
+    xs = sorted(by)
+    vals = [[v for v in by[x] if v is not None] for x in xs]
+    return (xs, np.array([np.mean(v) if v else np.nan for v in vals]),
+            np.array([np.std(v) if len(v) > 1 else 0.0 for v in vals]))
+
+
+def _line(ax, points, style, color, label, **kw):
+    xs, mean, std = points
+    ax.plot(xs, mean, style, color=color, label=label, **kw)
+    if np.any(std > 0):
+        ax.fill_between(xs, mean - std, mean + std, color=color, alpha=0.15, lw=0)
+
+
+def seed_spread(records, key: str = "minority_w_cos") -> float | None:
+    """Mean over configurations of the standard deviation of ``key`` across seeds (None: one seed)."""
+    from .scales import without_seed
+
+    groups = {}
+    for r in records:
+        if r.get(key) is not None:
+            groups.setdefault(without_seed(r["config"]), []).append(r[key])
+    stds = [np.std(v) for v in groups.values() if len(v) > 1]
+    return float(np.mean(stds)) if stds else None
+
+
 def networks_vs_ratio(records, folder, title, formats=("png",)):
-    """Figure (b): measured mean minority classifier cosine against R, one curve per K_A."""
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    pos = _axis(ax, [r["config"]["R"] for r in records])
-    for i, (KA, recs) in enumerate(sorted(_by(records, "KA").items())):
-        recs = sorted(recs, key=lambda r: pos(r["config"]["R"]))
-        ax.plot([pos(r["config"]["R"]) for r in recs], [_nan(r["minority_w_cos"]) for r in recs], "o-", color=f"C{i}",
-                label=f"$K_A$ = {KA}")
-    ax.set_ylabel("mean cosine between minority classifiers")
-    ax.set_title(title)
-    ax.legend()
+    """Figure (b): measured mean minority classifier cosine and minority test accuracy against R, per K_A."""
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(12, 4.5))
+    for ax, key, label in ((a1, "minority_w_cos", "mean cosine between minority classifiers"),
+                           (a2, "test_acc_minority", "test accuracy on the minority classes")):
+        pos = _axis(ax, [r["config"]["R"] for r in records])
+        for i, (KA, recs) in enumerate(sorted(_by(records, "KA").items())):
+            _line(ax, _points(recs, lambda r: pos(r["config"]["R"]), lambda r: r.get(key)), "o-", f"C{i}",
+                  f"$K_A$ = {KA}")
+        ax.set_ylabel(label)
+        ax.legend()
+    fig.suptitle(title)
     return save_figure(fig, folder, "networks_cosine_vs_R", formats)
 
 
 def model_vs_networks(records, bridges, folder, title, formats=("png",)):
-    """Figure (c): networks at each weight decay (solid) and the LPM with their measured energies (dashed)."""
-    fig, ax = plt.subplots(figsize=(7, 4.5))
+    """Figure (c): networks at each weight decay (solid) and two model calibrations (dashed, dotted)."""
+    fig, ax = plt.subplots(figsize=(7.5, 4.8))
     pos = _axis(ax, [r["config"]["R"] for r in records])
     pairs = list(zip(records, bridges))
+    x_of = lambda p: pos(p[0]["config"]["R"])
     for i, wd in enumerate(sorted({r["config"]["weight_decay"] for r in records})):
-        sel = sorted([p for p in pairs if p[0]["config"]["weight_decay"] == wd], key=lambda p: pos(p[0]["config"]["R"]))
-        xs = [pos(r["config"]["R"]) for r, _ in sel]
-        ax.plot(xs, [_nan(r["minority_w_cos"]) for r, _ in sel], "o-", color=f"C{i}", label=f"network, weight decay {wd:g}")
-        ax.plot(xs, [_nan(b["predicted"]["minority_w_cos"]) for _, b in sel], "s--", mfc="none", color=f"C{i}",
-                label=f"LPM with the measured $E_H, E_W$, weight decay {wd:g}")
+        sel = [p for p in pairs if p[0]["config"]["weight_decay"] == wd]
+        _line(ax, _points(sel, x_of, lambda p: p[0]["minority_w_cos"]), "o-", f"C{i}", f"network, weight decay {wd:g}")
+        _line(ax, _points(sel, x_of, lambda p: p[1]["predicted"]["measured"]["minority_w_cos"]), "s--", f"C{i}",
+              f"LPM with the measured $E_H, E_W$, weight decay {wd:g}", mfc="none")
+        _line(ax, _points(sel, x_of, lambda p: p[1]["predicted"]["weight-decay"]["minority_w_cos"]), "^:", f"C{i}",
+              f"penalized LPM at weight decay {wd:g}", mfc="none")
     ax.set_ylabel("mean cosine between minority classifiers")
     ax.set_title(title)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=7)
     return save_figure(fig, folder, "model_vs_networks", formats)
 
 
 def oversampling(records, bridges, folder, title, formats=("png",)):
     """Figure (d): minority cosine and test accuracy against the oversampling factor w_r."""
-    pairs = sorted(zip(records, bridges), key=lambda p: p[0]["config"]["wr"])
-    w = [r["config"]["wr"] for r, _ in pairs]
+    pairs = list(zip(records, bridges))
+    x_of = lambda p: p[0]["config"]["wr"]
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 4.2))
-    a1.plot(w, [_nan(r["minority_w_cos"]) for r, _ in pairs], "o-", label="network")
-    a1.plot(w, [_nan(b["predicted"]["minority_w_cos"]) for _, b in pairs], "s--", mfc="none", label="LPM (measured energies)")
+    _line(a1, _points(pairs, x_of, lambda p: p[0]["minority_w_cos"]), "o-", "C0", "network")
+    _line(a1, _points(pairs, x_of, lambda p: p[1]["predicted"]["measured"]["minority_w_cos"]), "s--", "C1",
+          "LPM (measured energies)", mfc="none")
     a1.set_ylabel("mean cosine between minority classifiers")
-    a2.plot(w, [r["test_acc"] for r, _ in pairs], "o-", label="test accuracy, all classes")
-    a2.plot(w, [_nan(r["test_acc_minority"]) for r, _ in pairs], "s-", label="test accuracy, minority classes")
+    _line(a2, _points(pairs, x_of, lambda p: p[0]["test_acc"]), "o-", "C0", "test accuracy, all classes")
+    _line(a2, _points(pairs, x_of, lambda p: p[0]["test_acc_minority"]), "s-", "C2", "test accuracy, minority classes")
     a2.set_ylabel("test accuracy")
     for a in (a1, a2):
         a.set_xscale("log")
@@ -92,21 +128,46 @@ def oversampling(records, bridges, folder, title, formats=("png",)):
 
 
 def bridge_overlay(records, bridges, folder, title, formats=("png",)):
-    """Predicted (LPM with the network's energies and counts) over measured minority geometry."""
-    fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 4.2))
-    for ax, key, label in ((a1, "minority_w_cos", "mean cosine between minority classifiers"),
-                           (a2, "norm_ratio", "minority / majority squared classifier norm")):
+    """Each calibration's prediction (dashed) over the measured minority geometry (solid)."""
+    from .bridge import CALIBRATIONS
+
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
+    for ax, key, label in ((axes[0], "minority_w_cos", "mean cosine between minority classifiers"),
+                           (axes[1], "norm_ratio", "minority / majority squared classifier norm")):
         pos = _axis(ax, [r["config"]["R"] for r in records])
         groups = {}
         for r, b in zip(records, bridges):
             groups.setdefault((r["config"]["KA"], r["config"]["weight_decay"], r["config"]["wr"]), []).append((r, b))
         for i, ((KA, wd, wr), pairs) in enumerate(sorted(groups.items())):
-            pairs.sort(key=lambda p: pos(p[0]["config"]["R"]))
-            xs = [pos(r["config"]["R"]) for r, _ in pairs]
+            x_of = lambda p: pos(p[0]["config"]["R"])
             tag = f"$K_A$={KA}, wd={wd:g}" + (f", $w_r$={wr}" if wr != 1 else "")
-            ax.plot(xs, [_nan(b["measured"][key]) for _, b in pairs], "o-", color=f"C{i}", label=f"network, {tag}")
-            ax.plot(xs, [_nan(b["predicted"][key]) for _, b in pairs], "s--", mfc="none", color=f"C{i}", label=f"LPM, {tag}")
+            _line(ax, _points(pairs, x_of, lambda p: p[1]["measured"][key]), "o-", f"C{i}", f"network, {tag}", lw=2)
+            for style, cal in zip(("s--", "^:", "v-."), CALIBRATIONS):
+                _line(ax, _points(pairs, x_of, lambda p: p[1]["predicted"].get(cal, {}).get(key)), style, f"C{i}",
+                      f"{CALIBRATIONS[cal]}, {tag}", mfc="none", alpha=0.8)
         ax.set_ylabel(label)
-        ax.legend(fontsize=7)
+        ax.legend(fontsize=6)
     fig.suptitle(title)
     return save_figure(fig, folder, "bridge_model_vs_network", formats)
+
+
+NC_PANELS = (("nc1", "NC1 (within-class variability)"), ("nc2_etf_cos_classifier", "NC2: mean |cos + 1/(K-1)|, classifiers"),
+             ("nc3", "NC3 (self-duality)"), ("nc4", "NC4 (network vs nearest centre)"))
+
+
+def nc_over_training(histories: list[tuple[str, list[dict]]], folder, title, formats=("png",)):
+    """NC1-NC4 against the epoch for every run (``histories``: (label, records over epochs))."""
+    fig, axes = plt.subplots(2, 2, figsize=(11, 7), sharex=True)
+    for ax, (key, label) in zip(axes.flat, NC_PANELS):
+        for i, (name, recs) in enumerate(histories):
+            ax.plot([r["epoch"] for r in recs], [_nan(r.get(key)) for r in recs], "o-", ms=2, color=f"C{i % 10}",
+                    label=name)
+        ax.set_xscale("log")
+        ax.set_yscale("symlog", linthresh=1e-3)
+        ax.set_ylabel(label)
+        ax.grid(alpha=0.3)
+    for ax in axes[1]:
+        ax.set_xlabel("epoch")
+    axes[0][0].legend(fontsize=6)
+    fig.suptitle(title)
+    return save_figure(fig, folder, "nc_over_training", formats)

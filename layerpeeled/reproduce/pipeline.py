@@ -1,6 +1,8 @@
 """``lpm reproduce``: train what a figure needs (on Dask), draw it, and write the report."""
 from __future__ import annotations
 
+import json
+import os
 import time
 from pathlib import Path
 
@@ -11,7 +13,8 @@ from ..sweeps import config_key
 from ..sweeps.parallel import check_workers
 from . import figures as netfig
 from ..imbalance import INF_SURROGATE, ratio_label
-from .bridge import bridge, summarise
+from .bridge import CALIBRATIONS, bridge_series, summarise
+from .figures import seed_spread
 from .report import write_report
 from .runner import run_networks
 from .scales import FIGURES, get_scale, network_configs
@@ -33,16 +36,63 @@ def _records(store, configs):
 
 
 def _bridge_rows(records, bridges):
-    return [{"K_A": r["config"]["KA"], "R": ratio_label(r["config"]["R"]), "w_r": r["config"]["wr"],
-             "weight decay": r["config"]["weight_decay"], "train acc": r["train_acc"], "test acc": r["test_acc"],
-             "E_W": b["EW"], "E_H": b["EH"], "cos measured": b["measured"]["minority_w_cos"],
-             "cos LPM": b["predicted"]["minority_w_cos"], "norm ratio measured": b["measured"]["norm_ratio"],
-             "norm ratio LPM": b["predicted"]["norm_ratio"]} for r, b in zip(records, bridges)]
+    rows = []
+    for r, b in zip(records, bridges):
+        row = {"K_A": r["config"]["KA"], "R": ratio_label(r["config"]["R"]), "w_r": r["config"]["wr"],
+               "seed": r["config"]["seed"],
+               "weight decay": r["config"]["weight_decay"], "train acc": r["train_acc"], "test acc": r["test_acc"],
+               "minority test acc": r["test_acc_minority"], "E_W": b["EW"], "E_H": b["EH"],
+               "cos measured": b["measured"]["minority_w_cos"]}
+        row.update({f"cos {c}": b["predicted"][c]["minority_w_cos"] for c in CALIBRATIONS if c in b["predicted"]})
+        row["fitted E_H E_W"] = b.get("fitted_product")
+        row["norm ratio measured"] = b["measured"]["norm_ratio"]
+        row.update({f"norm ratio {c}": b["predicted"][c]["norm_ratio"] for c in CALIBRATIONS if c in b["predicted"]})
+        rows.append(row)
+    return rows
+
+
+def environment() -> dict:
+    """What a reader needs to cite or rerun a report: versions, the git commit, the machine."""
+    import platform
+    import subprocess
+
+    import numpy
+    import torch
+
+    from .. import __version__
+
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True,
+                                text=True, timeout=10).stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        commit = None
+    device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else f"cpu ({os.cpu_count()} cores)"
+    return {"layerpeeled": __version__, "git commit": commit, "python": platform.python_version(),
+            "numpy": numpy.__version__, "torch": torch.__version__, "device": device, "platform": platform.platform()}
+
+
+def _seed_text(records) -> str:
+    spread = seed_spread(records)
+    if spread is None:
+        return " One seed per configuration: run with --seeds 3 or more to see the noise these errors compare with."
+    return (f" Seed spread: the standard deviation of the minority cosine across seeds is {spread:.3f} on average; "
+            "a model error below it is within the noise.")
+
+
+def _histories(store, configs) -> list:
+    """(label, per-epoch records) of each run, read from its run folder."""
+    out = []
+    for c in configs:
+        folder = Path(store.get(c)["run"])
+        label = f"K_A={c['KA']}, R={ratio_label(c['R'])}, wd={c['weight_decay']:g}, w_r={c['wr']}, seed={c['seed']}"
+        out.append((label, json.loads((folder / "records.json").read_text())))
+    return out
 
 
 def reproduce(figures, scale: str = "cpu", out="results", dataset: str = "fashion-mnist", data_dir=None,
-              KA_values=None, scheduler=None, workers=None, formats=("png",), progress=True) -> Path:
-    """Make the requested figures (a-d, 'all' or 'quick') and return the path of the report."""
+              KA_values=None, scheduler=None, workers=None, formats=("png",), progress=True, seeds: int = 1) -> Path:
+    """Make the requested figures (a-d, 'all' or 'quick') and return the path of the report;
+    ``seeds`` repeats every network run with that many seeds."""
     sc = get_scale(scale)
     figures = list(figures)
     if "all" in figures:
@@ -68,7 +118,7 @@ def reproduce(figures, scale: str = "cpu", out="results", dataset: str = "fashio
                          "settings": {"K": 10, "EH": 5.0, "EW": 1.0, "KA": list(data), "ratios": "10^(0.1 i), i=0..40"}})
     net_figs = [f for f in figures if f != "a"]
     if net_figs:
-        configs = {f: network_configs(f, sc, dataset, KA_values) for f in net_figs}
+        configs = {f: network_configs(f, sc, dataset, KA_values, seeds) for f in net_figs}
         union = list({config_key(c): c for cs in configs.values() for c in cs}.values())  # (b) and (c) share runs
         t = time.perf_counter()
         store = run_networks(union, out / "networks", data_dir, scheduler=scheduler, workers=workers, progress=progress)
@@ -77,12 +127,12 @@ def reproduce(figures, scale: str = "cpu", out="results", dataset: str = "fashio
         all_recs, all_bridges = [], []
         for f in net_figs:
             recs = _records(store, configs[f])
-            bridges = [bridge(r) for r in recs]
+            bridges = bridge_series(recs)
             all_recs += recs
             all_bridges += bridges
             if f == "b":
                 paths = netfig.networks_vs_ratio(recs, figdir, f"(b) networks: {title}", formats)
-                head = "(b) Networks: mean minority classifier cosine against R"
+                head = "(b) Networks: mean minority classifier cosine and minority test accuracy against R"
             elif f == "c":
                 paths = netfig.model_vs_networks(recs, bridges, figdir, f"(c) model vs networks: {title}", formats)
                 head = "(c) The model against networks at two weight decays"
@@ -90,14 +140,23 @@ def reproduce(figures, scale: str = "cpu", out="results", dataset: str = "fashio
                 paths = netfig.oversampling(recs, bridges, figdir, f"(d) oversampling at R = {sc.oversampling_R:g}: {title}", formats)
                 head = f"(d) Oversampling the minority at R = {sc.oversampling_R:g}"
             sections.append({"title": head, "figures": [p for p in paths if p.suffix == ".png"],
-                             "text": summarise(bridges), "table": _bridge_rows(recs, bridges),
+                             "text": summarise(bridges) + "." + _seed_text(recs), "table": _bridge_rows(recs, bridges),
                              "settings": configs[f]})
         paths = netfig.bridge_overlay(all_recs, all_bridges, figdir,
                                       "Model (LPM with each network's measured E_H, E_W, counts) over networks", formats)
         sections.append({"title": "The bridge: how close the model came", "figures": [p for p in paths if p.suffix == ".png"],
-                         "text": "For every trained network the LPM is solved with the network's measured energies "
-                                 "E_W = mean |w_k|^2, E_H = mean over classes of the mean |h|^2, and its class counts "
-                                 f"(R = inf solved as R = {INF_SURROGATE:g}). " + summarise(all_bridges) + "."})
+                         "text": "For every trained network three calibrations of the LPM predict its minority geometry "
+                                 "from its class counts (R = inf solved as R = " f"{INF_SURROGATE:g}): "
+                                 "the constrained model at the measured energies E_W = mean |w_k|^2, E_H = mean over "
+                                 "classes of the mean |h|^2; the penalized model at the run's weight decay "
+                                 "(lambda_W = lambda_H = lambda_b = wd); and the constrained model at one effective "
+                                 "E_H E_W fitted on the other runs of the same figure (leave-one-out). A vanished "
+                                 "minority counts as cosine 1. " + summarise(all_bridges) + "." + _seed_text(all_recs)})
+        paths = netfig.nc_over_training(_histories(store, union), figdir, f"NC1-NC4 over training: {title}", formats)
+        sections.append({"title": "Neural collapse over training, per run", "figures": [p for p in paths if p.suffix == ".png"],
+                         "text": "Papyan-Han-Donoho metrics at the measurement epochs of every run (class-balanced "
+                                 "weighting; classes without examples left out)."})
     settings = {"figures": figures, "scale": scale, "dataset": dataset, "data_dir": str(data_dir or FASHION_MNIST_DIR),
-                "scheduler": scheduler or "local Dask cluster", "seconds": {k: round(v, 1) for k, v in timings.items()}}
+                "seeds": seeds, "scheduler": scheduler or "local Dask cluster",
+                "seconds": {k: round(v, 1) for k, v in timings.items()}, "environment": environment()}
     return write_report(out, sections, f"layerpeeled: reproducing Fang et al. (PNAS 2021), scale {scale}", settings)

@@ -29,7 +29,9 @@ class Scale:
 
 SCALES = {
     "smoke": Scale("cpu", dict(nA=100, epochs=3, milestones=(2,), measurements=2), (1.0, 10.0, INF), (5,), 10.0, (1, 10)),
-    "quick": Scale("cpu", dict(nA=300, epochs=20, milestones=(10, 15), measurements=6), (1.0, 10.0, 100.0, INF), (5,),
+    # quick: 4 runs in about 4 minutes on 2 shared cores (measured in README.md)
+    "quick": Scale("cpu", dict(nA=200, epochs=15, batch_size=64, milestones=(8, 12), measurements=5),
+                   (1.0, 10.0, 100.0, INF), (5,),
                    100.0, (1, 10, 100)),
     "cpu": Scale("cpu", {}, (1.0, 10.0, 100.0, 1000.0, INF), (5,), 1000.0, (1, 10, 100, 1000)),
     "paper": Scale("paper", {}, (1.0, 10.0, 100.0, 1000.0, INF), (3, 5, 7), 1000.0, (1, 10, 100, 1000)),
@@ -48,14 +50,25 @@ def _config(scale: Scale, dataset: str, **fields) -> dict:
     return make_config(scale.preset, dataset=dataset, **{**scale.overrides, **fields}).to_json() | {"data_dir": None}
 
 
-def network_configs(figure: str, scale: Scale, dataset: str = "fashion-mnist", KA_values=None) -> list[dict]:
-    """The training runs behind figure b, c or d."""
+def network_configs(figure: str, scale: Scale, dataset: str = "fashion-mnist", KA_values=None,
+                    seeds: int = 1) -> list[dict]:
+    """The training runs behind figure b, c or d, each repeated with ``seeds`` seeds (the preset's
+    seed, then the next integers)."""
+    if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
+        raise ValueError(f"--seeds must be a positive integer, got {seeds!r}")
     KA_values = tuple(KA_values or scale.KA_values)
     if figure == "b":
-        return [_config(scale, dataset, KA=ka, R=R) for ka in KA_values for R in scale.ratios]
-    if figure == "c":
-        return [_config(scale, dataset, KA=KA_values[0], R=R, weight_decay=wd)
-                for wd in scale.weight_decays for R in scale.ratios]
-    if figure == "d":
-        return [_config(scale, dataset, KA=KA_values[0], R=scale.oversampling_R, wr=w) for w in scale.oversampling_wr]
-    raise ValueError(f"figure {figure!r} trains no networks; networks are behind b, c and d")
+        grid = [dict(KA=ka, R=R) for ka in KA_values for R in scale.ratios]
+    elif figure == "c":
+        grid = [dict(KA=KA_values[0], R=R, weight_decay=wd) for wd in scale.weight_decays for R in scale.ratios]
+    elif figure == "d":
+        grid = [dict(KA=KA_values[0], R=scale.oversampling_R, wr=w) for w in scale.oversampling_wr]
+    else:
+        raise ValueError(f"figure {figure!r} trains no networks; networks are behind b, c and d")
+    base = make_config(scale.preset).seed
+    return [_config(scale, dataset, **fields, seed=base + i) for fields in grid for i in range(seeds)]
+
+
+def without_seed(config: dict) -> tuple:
+    """What identifies a configuration up to its seed (runs that differ only by seed are one point)."""
+    return tuple(sorted((k, str(v)) for k, v in config.items() if k != "seed"))

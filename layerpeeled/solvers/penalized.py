@@ -69,10 +69,11 @@ class PenalizedReduced:
     """The reduced program of the penalized form over x = (b, M.ravel(), beta): (b, M) the block
     coordinates of Y = D^{1/2} Z (see :mod:`.reduced`), beta the per-group bias (absent without bias)."""
 
-    def __init__(self, problem, collapsed=()):
+    def __init__(self, problem, collapsed=(), zero_between: bool = False):
         _check_bias(problem)
         self.problem = problem
         self.prog = ReducedProgram(problem, collapsed)
+        self.zero_between = zero_between  # hold M = 0 (with every b_g collapsed but the first: a vanishing face)
         self.G = self.prog.G
         self.scale = np.array([math.sqrt(g.count) for g in problem.groups])
         self.has_bias = problem.bias != "none"
@@ -82,7 +83,8 @@ class PenalizedReduced:
         G = self.G
         return x[:G], x[G:G + G * G].reshape(G, G), x[G + G * G:]
 
-    def value_grad(self, x):
+    def derivatives(self, x):
+        """Smooth part and its gradient in every coordinate (held ones included): (f, g_b, g_M, g_beta)."""
         bp, Mp, beta = self.split(x)
         z = np.concatenate([bp / self.scale, (Mp / self.scale[:, None]).ravel()])
         if self.has_bias:
@@ -91,7 +93,11 @@ class PenalizedReduced:
             g_beta = g_beta + self.decay * beta
         else:
             (f, gb, gM), g_beta = self.prog.derivatives(z), beta
-        g = self.prog.free_gradient(gb / self.scale, gM / self.scale[:, None])
+        return f, gb / self.scale, gM / self.scale[:, None], g_beta
+
+    def value_grad(self, x):
+        f, gb, gM, g_beta = self.derivatives(x)
+        g = self.prog.free_gradient(gb, 0.0 * gM if self.zero_between else gM)
         return f, np.concatenate([g, g_beta])
 
     def nuclear(self, x) -> float:
@@ -103,7 +109,8 @@ class PenalizedReduced:
         t = self.problem.mu * step
         U, s, Vh = np.linalg.svd(Mp)
         bp = np.where(self.prog.free, _soft(bp, t), 0.0)
-        return np.concatenate([bp, ((U * np.maximum(s - t, 0.0)) @ Vh).ravel(), beta])
+        Mp = 0.0 * Mp if self.zero_between else (U * np.maximum(s - t, 0.0)) @ Vh
+        return np.concatenate([bp, Mp.ravel(), beta])
 
     def total(self, x, f):
         return f + self.problem.mu * self.nuclear(x)
@@ -127,17 +134,21 @@ class PenalizedReduced:
 
 
 def solve_penalized_reduced(problem, *, tol: float = 1e-9, max_iter: int = 200000, callback=None,
-                            collapsed=()) -> SolveResult:
-    """The penalized model in the symmetry-reduced coordinates: G + G^2 (+ G bias) unknowns, any K."""
+                            collapsed=(), zero_between: bool = False) -> SolveResult:
+    """The penalized model in the symmetry-reduced coordinates: G + G^2 (+ G bias) unknowns, any K.
+
+    ``collapsed`` (groups whose classifiers are held identical) and ``zero_between`` (M held at 0)
+    restrict it to the faces on which collapse and vanishing onsets are located; the certificate
+    then refers to the restricted program, and ``state`` holds the full gradient for their margins."""
     start = time.perf_counter()
-    prog = PenalizedReduced(problem, collapsed)
+    prog = PenalizedReduced(problem, collapsed, zero_between)
     x0 = np.zeros(prog.G + prog.G**2 + (prog.G if prog.has_bias else 0))
     out = fista(x0, prog.value_grad, prog.prox, prog.gap, lipschitz=prog.lipschitz(), tol=tol, max_iter=max_iter,
                 callback=callback, check_every=2, total=prog.total)
     bp, Mp, beta = prog.split(out.x)
     beta = prog.centred(beta)
     sol = BlockLogits(problem, bp, Mp)
-    _, g = prog.value_grad(out.x)
+    _, gb, gM, _ = prog.derivatives(out.x)
     bias = np.zeros(problem.K)
     for value, group in zip(beta, problem.groups):
         bias[list(group.classes)] = value
@@ -145,7 +156,7 @@ def solve_penalized_reduced(problem, *, tol: float = 1e-9, max_iter: int = 20000
                        status="optimal" if out.converged else "max_iter", iterations=out.iterations,
                        seconds=time.perf_counter() - start, solution=sol, bias=bias if prog.has_bias else None,
                        info={"blocks": {k: v.tolist() for k, v in sol.blocks.items()}},
-                       state={"b_gradient": g[:prog.G].tolist()})
+                       state={"b_gradient": gb.tolist(), "M_gradient_norm": float(np.linalg.norm(gM, 2))})
 
 
 class PenalizedDense:
