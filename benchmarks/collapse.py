@@ -8,6 +8,7 @@ from common import table
 
 from layerpeeled import LPMProblem, solve, step_counts
 from layerpeeled.collapse import find_onset
+from layerpeeled.collapse.onset import find_penalized_onset
 from layerpeeled.collapse.sweep import model_configs, paper_ratios, sweep_in_memory
 
 
@@ -30,8 +31,23 @@ def run(args) -> str:
             ", ".join(f"R_0({k}) = {o.onset:.9g}" for k, o in onsets.items())],
             ["ours in total", ours, ""], ["41 SCS solves of the full SDP (the paper's approach)", t_scs,
             f"largest relative value difference to ours {worst:.1e}"], ["SCS / ours", f"{t_scs / ours:.0f}x", ""]]
-    return "K = 10, E_H = 5, E_W = 1, R = 10^(0.1 i), i = 0..40:\n\n" + table(["work", "seconds", "notes"], rows)
+    text = "K = 10, E_H = 5, E_W = 1, R = 10^(0.1 i), i = 0..40:\n\n" + table(["work", "seconds", "notes"], rows)
+    rows = []
+    for E in args.onset_products:
+        t = time.perf_counter()
+        o = find_onset(5, 5, E, 1.0, rel=args.onset_rel)
+        rows.append(["constrained", f"E_H E_W = {E:g}", time.perf_counter() - t, o.evaluations, o.onset, o.vanish])
+        print(rows[-1], flush=True)
+    for lb in (None, 5e-4, 0.0):
+        t = time.perf_counter()
+        o = find_penalized_onset(5, 5, 5000.0, 5e-4, 5e-4, lb, rel=args.onset_rel)
+        rows.append(["penalized", f"n_A = 5000, lambda = 5e-4, lambda_b = {lb}", time.perf_counter() - t, o.evaluations,
+                     o.onset, o.vanish])
+        print(rows[-1], flush=True)
+    return text + (f"\n\nOnsets, K_A = K_B = 5, relative precision {args.onset_rel:g} in R:\n\n"
+                   + table(["form", "setting", "seconds", "margin evaluations", "R_0", "R_v"], rows))
 
 
 def add_args(p):
-    pass
+    p.add_argument("--onset-products", type=float, nargs="+", default=[5.0, 100.0, 1000.0])
+    p.add_argument("--onset-rel", type=float, default=1e-9)

@@ -30,7 +30,7 @@ class Scale:
 SCALES = {
     "smoke": Scale("cpu", dict(nA=100, epochs=3, milestones=(2,), measurements=2), (1.0, 10.0, INF), (5,), 10.0, (1, 10)),
     # quick: 4 runs in about 4 minutes on 2 shared cores (measured in README.md)
-    "quick": Scale("cpu", dict(nA=200, epochs=15, batch_size=64, milestones=(8, 12), measurements=5),
+    "quick": Scale("cpu", dict(nA=150, epochs=15, batch_size=64, milestones=(8, 12), measurements=5),
                    (1.0, 10.0, 100.0, INF), (5,),
                    100.0, (1, 10, 100)),
     "cpu": Scale("cpu", {}, (1.0, 10.0, 100.0, 1000.0, INF), (5,), 1000.0, (1, 10, 100, 1000)),
