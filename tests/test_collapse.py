@@ -157,3 +157,25 @@ def test_cli_figures(tmp_path, capsys):
     assert main(["figures", "--out", str(tmp_path), "--quick", "--format", "png,svg"]) == 0
     for stem in ("model_cosine_vs_R", "onset_phase_diagram", "model_oversampling"):
         assert (tmp_path / f"{stem}.png").stat().st_size > 10000 and (tmp_path / f"{stem}.svg").exists()
+
+
+def _full_spread(KA, KB, R, E, method="reduced"):
+    """Minority spread from a full solve (the whole program, no face held), certified to 1e-12."""
+    return solve(LPMProblem(step_counts(KA, KB, R), E, 1.0), method, tol=1e-12).geometry.groups[1]
+
+
+@pytest.mark.parametrize("KA, KB, E, method", [(6, 2, 100.0, "first-order"), (50, 2, 1000.0, "reduced")])
+def test_onsets_at_network_energies_inside_a_bisection_of_full_solves(KA, KB, E, method):
+    """Networks live at E_H E_W ~ 100-1000, where onsets lie at R ~ 1e5-1e13."""
+    on = find_onset(KA, KB, E, 1.0)
+    lo, hi = _bisect(lambda R: _full_spread(KA, KB, R, E, method).w_spread < 1e-6, on.onset / 2, on.onset * 2, steps=9)
+    assert lo <= on.onset <= hi and hi / lo < 1.01
+    if on.vanish is not None:
+        assert _full_spread(KA, KB, on.vanish * 0.99, E, method).w_norm2 > 1e-6
+        assert _full_spread(KA, KB, on.vanish * 1.01, E, method).vanished
+
+
+def test_onset_beyond_the_search_range_is_reported_as_none():
+    on = find_onset(5, 5, 1000.0, 1.0, rel=1e-6)
+    assert on.onset is None and on.vanish is None
+    assert _full_spread(5, 5, 1e12, 1000.0).w_spread > 1e-3  # indeed not collapsed at R = 1e12

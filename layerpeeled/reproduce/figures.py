@@ -151,19 +151,20 @@ def bridge_overlay(records, bridges, folder, title, formats=("png",)):
     return save_figure(fig, folder, "bridge_model_vs_network", formats)
 
 
-NC_PANELS = (("nc1", "NC1 (within-class variability)"), ("nc2_etf_cos_classifier", "NC2: mean |cos + 1/(K-1)|, classifiers"),
-             ("nc3", "NC3 (self-duality)"), ("nc4", "NC4 (network vs nearest centre)"))
+NC_PANELS = (("nc1", "NC1 (within-class variability)", "log"),
+             ("nc2_etf_cos_classifier", "NC2: mean |cos + 1/(K-1)|, classifiers", "linear"),
+             ("nc3", "NC3 (self-duality)", "linear"), ("nc4", "NC4 (network vs nearest centre)", "linear"))
 
 
 def nc_over_training(histories: list[tuple[str, list[dict]]], folder, title, formats=("png",)):
     """NC1-NC4 against the epoch for every run (``histories``: (label, records over epochs))."""
     fig, axes = plt.subplots(2, 2, figsize=(11, 7), sharex=True)
-    for ax, (key, label) in zip(axes.flat, NC_PANELS):
+    for ax, (key, label, scale) in zip(axes.flat, NC_PANELS):
         for i, (name, recs) in enumerate(histories):
             ax.plot([r["epoch"] for r in recs], [_nan(r.get(key)) for r in recs], "o-", ms=2, color=f"C{i % 10}",
                     label=name)
         ax.set_xscale("log")
-        ax.set_yscale("symlog", linthresh=1e-3)
+        ax.set_yscale(scale)
         ax.set_ylabel(label)
         ax.grid(alpha=0.3)
     for ax in axes[1]:

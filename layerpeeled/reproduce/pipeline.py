@@ -143,7 +143,7 @@ def reproduce(figures, scale: str = "cpu", out="results", dataset: str = "fashio
                              "text": summarise(bridges) + "." + _seed_text(recs), "table": _bridge_rows(recs, bridges),
                              "settings": configs[f]})
         paths = netfig.bridge_overlay(all_recs, all_bridges, figdir,
-                                      "Model (LPM with each network's measured E_H, E_W, counts) over networks", formats)
+                                      "Three calibrations of the model (dashed, dotted, dash-dot) over the networks (solid)", formats)
         sections.append({"title": "The bridge: how close the model came", "figures": [p for p in paths if p.suffix == ".png"],
                          "text": "For every trained network three calibrations of the LPM predict its minority geometry "
                                  "from its class counts (R = inf solved as R = " f"{INF_SURROGATE:g}): "
