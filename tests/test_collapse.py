@@ -1,9 +1,9 @@
 """Minority Collapse: onsets against SDP bisection, monotone trends, mitigation, sweeps, figures."""
 import json
-import math
 
 import numpy as np
 import pytest
+from conftest import log_bisect
 
 from layerpeeled import LPMProblem, solve, step_counts
 from layerpeeled.cli import main
@@ -18,19 +18,10 @@ def _sdp_minority(KA, KB, R, E):
     return g.w_spread, g.w_norm2
 
 
-def _bisect(predicate, lo, hi, steps):
-    """Log-bisection between predicate(lo) False and predicate(hi) True; returns the final bracket."""
-    assert not predicate(lo) and predicate(hi)
-    for _ in range(steps):
-        mid = math.sqrt(lo * hi)
-        lo, hi = (lo, mid) if predicate(mid) else (mid, hi)
-    return lo, hi
-
-
 @pytest.mark.parametrize("KA, KB, E", [(2, 2, 5.0), (3, 2, 2.0)])
 def test_collapse_onset_inside_sdp_bisection_bracket(KA, KB, E):
     onset = find_onset(KA, KB, E, 1.0).onset
-    lo, hi = _bisect(lambda R: _sdp_minority(KA, KB, R, E)[0] < 1e-3, 1.05, 1e5, steps=12)
+    lo, hi = log_bisect(lambda R: _sdp_minority(KA, KB, R, E)[0] < 1e-3, 1.05, 1e5, steps=12)
     assert lo <= onset <= hi and hi / lo < 1.02
 
 
@@ -38,7 +29,7 @@ def test_vanish_onset_inside_sdp_bisection_bracket():
     KA, KB, E = 3, 2, 0.5
     on = find_onset(KA, KB, E, 1.0)
     assert on.vanish is not None and on.vanish >= on.onset
-    lo, hi = _bisect(lambda R: _sdp_minority(KA, KB, R, E)[1] < 1e-6, 1.001, 1e3, steps=12)  # norm < 1e-3
+    lo, hi = log_bisect(lambda R: _sdp_minority(KA, KB, R, E)[1] < 1e-6, 1.001, 1e3, steps=12)  # norm < 1e-3
     assert lo <= on.vanish <= hi
 
 
@@ -168,7 +159,7 @@ def _full_spread(KA, KB, R, E, method="reduced"):
 def test_onsets_at_network_energies_inside_a_bisection_of_full_solves(KA, KB, E, method):
     """Networks live at E_H E_W ~ 100-1000, where onsets lie at R ~ 1e5-1e13."""
     on = find_onset(KA, KB, E, 1.0)
-    lo, hi = _bisect(lambda R: _full_spread(KA, KB, R, E, method).w_spread < 1e-6, on.onset / 2, on.onset * 2, steps=9)
+    lo, hi = log_bisect(lambda R: _full_spread(KA, KB, R, E, method).w_spread < 1e-6, on.onset / 2, on.onset * 2, steps=9)
     assert lo <= on.onset <= hi and hi / lo < 1.01
     if on.vanish is not None:
         assert _full_spread(KA, KB, on.vanish * 0.99, E, method).w_norm2 > 1e-6

@@ -5,6 +5,7 @@ import json
 
 import numpy as np
 import pytest
+from conftest import log_bisect
 from scipy.optimize import minimize
 
 from layerpeeled.cli import main
@@ -149,14 +150,6 @@ def _minority(KA, KB, R, nA, lW, lH, lb, method="first-order"):
     return g.groups[g.minority].w_spread, g.groups[g.minority].w_norm2 / g.groups[g.majority].w_norm2
 
 
-def _bisect(predicate, lo, hi, steps):
-    assert not predicate(lo) and predicate(hi)
-    for _ in range(steps):
-        mid = np.sqrt(lo * hi)
-        lo, hi = (lo, mid) if predicate(mid) else (mid, hi)
-    return lo, hi
-
-
 @pytest.mark.parametrize("lb", [None, 1e-3, 0.0])
 def test_penalized_collapse_onset_inside_a_bisection_of_full_solves(lb):
     from layerpeeled.collapse.onset import find_penalized_onset
@@ -164,7 +157,7 @@ def test_penalized_collapse_onset_inside_a_bisection_of_full_solves(lb):
     KA, KB, nA, lW, lH = 3, 2, 200.0, 1e-3, 1e-3
     on = find_penalized_onset(KA, KB, nA, lW, lH, lb, rel=1e-8)
     assert on.onset is not None and on.onset_margins[0] > 0 > on.onset_margins[1]
-    lo, hi = _bisect(lambda R: _minority(KA, KB, R, nA, lW, lH, lb)[0] < 1e-5, 1.01, 1e6, steps=16)
+    lo, hi = log_bisect(lambda R: _minority(KA, KB, R, nA, lW, lH, lb)[0] < 1e-5, 1.01, 1e6, steps=16)
     assert lo <= on.onset <= hi and hi / lo < 1.01
     assert on.penalized["onset_nB"] == pytest.approx(nA / on.onset)
     before = _minority(KA, KB, on.onset * 0.97, nA, lW, lH, lb, "reduced")[0]

@@ -4,7 +4,7 @@ import pytest
 from conftest import balanced_value
 
 from layerpeeled import LPMProblem, solve, step_counts
-from layerpeeled.solvers import solve_nuclear, solve_reduced
+from layerpeeled.solvers import solve_nuclear
 from layerpeeled.solvers.nuclear import logit_objective
 from layerpeeled.losses import CrossEntropy
 

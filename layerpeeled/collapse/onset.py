@@ -77,6 +77,14 @@ class Onset:
         return asdict(self)
 
 
+def _check_classes(KA, KB) -> None:
+    for name, v in (("KA", KA), ("KB", KB)):
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
+            raise ValueError(f"{name} must be a positive integer, got {v!r}")
+    if KB < 2:
+        raise ValueError(f"the onset of collapse needs KB >= 2 minority classes, got KB = {KB!r}")
+
+
 def _root(fn, lo: float, hi: float, rel: float):
     """Brent's method on log R between a positive and a non-positive margin."""
     from scipy.optimize import brentq
@@ -103,11 +111,7 @@ def find_onset(KA: int, KB: int, EH: float = 5.0, EW: float = 1.0, rel: float = 
     Both margins are assumed to change sign once (checked: a bracket of opposite signs is returned).
     """
     start = time.perf_counter()
-    for name, v in (("KA", KA), ("KB", KB)):
-        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
-            raise ValueError(f"{name} must be a positive integer, got {v!r}")
-    if KB < 2:
-        raise ValueError(f"the onset of collapse needs KB >= 2 minority classes, got KB = {KB!r}")
+    _check_classes(KA, KB)
     _problem(KA, KB, 2.0, EH, EW)  # validates the energies
     calls = [0]
 
@@ -171,11 +175,7 @@ def find_penalized_onset(KA: int, KB: int, nA: float, lambda_W: float, lambda_H:
     """R_0 and R_v (and n_B = n_A / R at each) of the penalized form for step imbalance with n_A
     majority examples per class, each to relative precision ``rel`` in R."""
     start = time.perf_counter()
-    for name, v in (("KA", KA), ("KB", KB)):
-        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
-            raise ValueError(f"{name} must be a positive integer, got {v!r}")
-    if KB < 2:
-        raise ValueError(f"the onset of collapse needs KB >= 2 minority classes, got KB = {KB!r}")
+    _check_classes(KA, KB)
     _penalized(KA, KB, 2.0, nA, lambda_W, lambda_H, lambda_b)  # validates the penalties and n_A
     calls = [0]
     args = (nA, lambda_W, lambda_H, lambda_b)
