@@ -38,7 +38,7 @@ def run(args) -> str:
         o = find_onset(5, 5, E, 1.0, rel=args.onset_rel)
         rows.append(["constrained", f"E_H E_W = {E:g}", time.perf_counter() - t, o.evaluations, o.onset, o.vanish])
         print(rows[-1], flush=True)
-    for lb in (None, 5e-4, 0.0):
+    for lb in [None if b == "none" else float(b) for b in args.onset_biases]:
         t = time.perf_counter()
         o = find_penalized_onset(5, 5, 5000.0, 5e-4, 5e-4, lb, rel=args.onset_rel)
         rows.append(["penalized", f"n_A = 5000, lambda = 5e-4, lambda_b = {lb}", time.perf_counter() - t, o.evaluations,
@@ -51,3 +51,6 @@ def run(args) -> str:
 def add_args(p):
     p.add_argument("--onset-products", type=float, nargs="+", default=[5.0, 100.0, 1000.0])
     p.add_argument("--onset-rel", type=float, default=1e-9)
+    p.add_argument("--onset-biases", nargs="+", default=["none", "5e-4"],
+                   help="lambda_b of the penalized onsets: none (no bias), a decay, or 0 (free); with a bias each "
+                        "onset takes minutes (benchmarks/README.md)")

@@ -86,7 +86,7 @@ def run(args) -> str:
     out = [f"Start-up (median of {args.startup_repeats} runs, wall seconds of the whole process):\n",
            table(["command", "seconds", "vs import"], _startup(args))]
     settings = [("2 threads, OpenMP active wait", {"OMP_NUM_THREADS": "2", "OMP_WAIT_POLICY": "ACTIVE"}),
-                ("2 threads, passive wait (ours, with channels_last)", {"OMP_NUM_THREADS": "2", "OMP_WAIT_POLICY": "PASSIVE"}),
+                ("2 threads, passive wait (ours)", {"OMP_NUM_THREADS": "2", "OMP_WAIT_POLICY": "PASSIVE"}),
                 ("1 thread", {"OMP_NUM_THREADS": "1", "OMP_WAIT_POLICY": "PASSIVE"})]
     for busy in (False, True):
         rows = []

@@ -178,7 +178,8 @@ def test_penalized_vanishing_onset_matches_full_solves(lb):
     assert below > 1e-6 and above < 1e-9
 
 
-def test_without_a_bias_the_minority_never_vanishes():
+def test_a_minority_that_never_vanishes_is_reported_as_none():
+    """Here, without a bias, the minority classifiers keep a norm at any R (with a bias they vanish)."""
     from layerpeeled.collapse.onset import find_penalized_onset
 
     on = find_penalized_onset(4, 2, 100.0, 2e-3, 2e-3, None, rel=1e-6)
