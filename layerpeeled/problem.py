@@ -191,9 +191,6 @@ class LPMProblem(_Counts):
         return f"LPMProblem(counts={self._counts_repr()}, EH={self.EH:g}, EW={self.EW:g}, loss={self.loss.name})"
 
 
-BIAS_MODES = ("none", "decayed", "free")
-
-
 @dataclass(frozen=True)
 class PenalizedLPM(_Counts):
     """The penalized (weight-decay) Layer-Peeled Model of SPEC §1:
