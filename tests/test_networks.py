@@ -107,6 +107,13 @@ def test_models_share_one_interface(name, channels):
     assert m.feature_dim == {"vgg11": 4096, "vgg13": 4096, "resnet18": 512}.get(name, m.feature_dim)
 
 
+def test_configuration_knows_exactly_the_buildable_models():
+    from layerpeeled.networks.config import MODEL_NAMES
+    from layerpeeled.networks.models import MODELS
+
+    assert sorted(MODEL_NAMES) == sorted(MODELS)  # the torch-free list the CLI offers, and what is built
+
+
 def test_unknown_model_and_options():
     with pytest.raises(ValueError, match="unknown model 'vgg19'"):
         build_model("vgg19", 1, 10)

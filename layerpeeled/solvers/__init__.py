@@ -29,7 +29,7 @@ def choose_method(problem) -> str:
     return "first-order-torch" if isinstance(problem, LPMProblem) and _torch_cuda() else "first-order"
 
 
-def solve(problem: LPMProblem, method: str = "auto", *, tol: float = 1e-9, p: int | None = None, force: bool = False,
+def solve(problem: LPMProblem | PenalizedLPM, method: str = "auto", *, tol: float = 1e-9, p: int | None = None, force: bool = False,
           **options) -> SolveResult:
     """Solve ``problem`` to a certified relative gap ``tol`` (gap <= tol * value).
 

@@ -24,7 +24,7 @@ import numpy as np
 
 from .fista import fista
 from .nuclear import logit_objective
-from .reduced import BlockLogits, ReducedProgram
+from .reduced import BlockLogits, ReducedProgram, group_row_scale
 from .result import SolveResult
 
 EPS = 2.0**-52
@@ -75,7 +75,7 @@ class PenalizedReduced:
         self.prog = ReducedProgram(problem, collapsed)
         self.zero_between = zero_between  # hold M = 0 (with every b_g collapsed but the first: a vanishing face)
         self.G = self.prog.G
-        self.scale = np.array([math.sqrt(g.count) for g in problem.groups])
+        self.scale = group_row_scale(problem)
         self.has_bias = problem.bias != "none"
         self.decay = (problem.lambda_b or 0.0) * self.prog.K  # lambda_b/2 sum_g K_g beta_g^2
 
@@ -107,9 +107,12 @@ class PenalizedReduced:
     def prox(self, v, step):
         bp, Mp, beta = self.split(v)
         t = self.problem.mu * step
-        U, s, Vh = np.linalg.svd(Mp)
         bp = np.where(self.prog.free, _soft(bp, t), 0.0)
-        Mp = 0.0 * Mp if self.zero_between else (U * np.maximum(s - t, 0.0)) @ Vh
+        if self.zero_between:
+            Mp = 0.0 * Mp
+        else:
+            U, s, Vh = np.linalg.svd(Mp)
+            Mp = (U * np.maximum(s - t, 0.0)) @ Vh
         return np.concatenate([bp, Mp.ravel(), beta])
 
     def total(self, x, f):
@@ -193,9 +196,9 @@ class PenalizedDense:
     def gap(self, x, f, g):
         Y, b = self.split(x)
         GY, gb = self.split(g)
-        F = self.total(x, f)
+        nuc = float(np.linalg.svd(Y, compute_uv=False).sum())
         b = b - b.mean() if b.size else b  # cross-entropy ignores a common shift: centre as the bound assumes
-        return penalized_gap(self.problem, F, float((GY * Y).sum()), float(np.linalg.svd(Y, compute_uv=False).sum()),
+        return penalized_gap(self.problem, f + self.problem.mu * nuc, float((GY * Y).sum()), nuc,
                              float(np.linalg.svd(GY, compute_uv=False)[0]), gb if self.has_bias else None, b)
 
 

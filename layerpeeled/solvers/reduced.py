@@ -21,6 +21,11 @@ from .fista import certified_gap, fista, project_l1_nonneg
 from .result import RANK_RTOL, SolveResult
 
 
+def group_row_scale(problem) -> np.ndarray:
+    """The problem's row scale (constant on each group of equal counts), one value per group."""
+    return np.array([problem.row_scale[g.classes[0]] for g in problem.groups], dtype=float)
+
+
 class BlockLogits:
     """A block-symmetric logit matrix Z, kept through its weighted form Y = S Z (S = the problem's
     row scale, constant on each group) as (a, M) of Y for groups of sizes K_g."""
@@ -28,7 +33,7 @@ class BlockLogits:
     def __init__(self, problem, b: np.ndarray, M: np.ndarray):
         self.classes = [np.asarray(g.classes) for g in problem.groups]
         self.sizes = np.array([g.size for g in problem.groups], dtype=float)
-        self.scale = np.array([problem.row_scale[g.classes[0]] for g in problem.groups], dtype=float)
+        self.scale = group_row_scale(problem)
         many = self.sizes > 1
         self.a = np.where(many, b / np.where(many, self.sizes - 1, 1), 0.0)
         self.M = M
