@@ -32,6 +32,11 @@ class Loss(ABC):
         """
 
     @abstractmethod
+    def row_hessians(self, target, others, mult):
+        """Per-row Hessians with respect to (target, each distinct other value), shape
+        (rows, 1 + C, 1 + C), index 0 the target (numpy only: for second-order steps)."""
+
+    @abstractmethod
     def cvxpy_row(self, logits, k):
         """The loss of one logit row with target class k as a cvxpy expression (for the SDP)."""
 
@@ -57,6 +62,18 @@ class CrossEntropy(Loss):
         loss = m + xp.log1p(xp.expm1(-m) + s)
         p = e / (xp.exp(-m) + s)[:, None]
         return loss, -xp.sum(p, axis=1), p
+
+    def row_hessians(self, target, others, mult):
+        """diag(q) - q q^T for the softmax q over (target, others with their multiplicities); the
+        target's own entry as q_t (1 - q_t) = q_t sum q_j, exact even when the loss is ~1e-300."""
+        _, _, p = self.rows(target, others, mult)
+        rest = p.sum(axis=1)
+        q = np.concatenate([(1.0 - rest)[:, None], p], axis=1)
+        H = -q[:, :, None] * q[:, None, :]
+        i = np.arange(q.shape[1])
+        H[:, i, i] += q
+        H[:, 0, 0] = q[:, 0] * rest
+        return H
 
     def cvxpy_row(self, logits, k):
         import cvxpy as cp

@@ -133,7 +133,7 @@ def test_cli_penalized_json_and_errors(capsys):
     assert main(["solve", "--counts", "500x5,5x5", "--lambda-W", "5e-4", "--lambda-H", "5e-4", "--json"]) == 0
     out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert out["bias"] == "none" and out["bias_values"] is None and out["lambda_b"] is None
-    for args, needle in [(["--lambda-W", "1e-3"], "needs both --lambda-W and --lambda-H"),
+    for args, needle in [(["--lambda-W", "1e-3"], "needs --lambda-H too"),
                          (["--EW", "1", "--lambda-H", "1e-3"], "cannot be combined"),
                          (["--lambda-W", "1e-3", "--lambda-H", "-2"], "lambda_H must be a positive finite number, got -2.0"),
                          (["--lambda-W", "1e-3", "--lambda-H", "1", "--lambda-b", "nan"], "lambda_b must be a finite number >= 0"),
@@ -197,3 +197,71 @@ def test_cli_penalized_onset(capsys):
         with pytest.raises(SystemExit):
             main(["onset", *args])
         assert needle in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("KA, KB, nA, lW, lH", [(3, 2, 200.0, 1e-3, 1e-3), (5, 5, 5000.0, 5e-4, 5e-4),
+                                                (2, 4, 50.0, 4e-3, 1e-3), (7, 3, 1000.0, 1e-4, 2e-3)])
+def test_collapse_onset_equals_the_two_cluster_threshold(KA, KB, nA, lW, lH):
+    """sqrt(n_B)/N = sqrt(lambda_W lambda_H) at the onset, whatever the bias (onset.penalized_collapse_threshold)."""
+    from layerpeeled.collapse.onset import find_penalized_onset, penalized_collapse_threshold
+
+    closed = penalized_collapse_threshold(KA, KB, nA, lW, lH)
+    nB = nA / closed
+    assert np.sqrt(nB) / (KA * nA + KB * nB) == pytest.approx(np.sqrt(lW * lH), rel=1e-12)
+    for lb in (None, 0.0, 1e-2):
+        on = find_penalized_onset(KA, KB, nA, lW, lH, lb, rel=1e-9)
+        assert on.onset == pytest.approx(closed, rel=1e-8) and on.penalized["onset_closed_form"] == closed
+
+
+def test_threshold_sides_by_full_solves():
+    """Dense full solves (no reduction, no face) on both sides of the closed-form onset."""
+    from layerpeeled.collapse.onset import penalized_collapse_threshold
+
+    KA, KB, nA, lW, lH = 2, 3, 60.0, 5e-3, 2e-3
+    R0 = penalized_collapse_threshold(KA, KB, nA, lW, lH)
+    for lb in (None, 1e-2):
+        assert _minority(KA, KB, R0 * 0.95, nA, lW, lH, lb)[0] > 1e-3
+        after = _minority(KA, KB, R0 * 1.05, nA, lW, lH, lb)[0]
+        assert after is None or after < 1e-6
+
+
+def test_no_threshold_when_collapse_holds_at_every_ratio():
+    from layerpeeled.collapse.onset import penalized_collapse_threshold
+
+    # 4 K_A K_B n_A mu^2 > 1: sqrt(n_B)/N < mu for every n_B, so even at R = 1.5 the minority collapses
+    assert penalized_collapse_threshold(5, 5, 5000.0, 1.5e-3, 1.5e-3) is None
+    spread, norm_ratio = _minority(5, 5, 1.5, 5000.0, 1.5e-3, 1.5e-3, None)
+    assert spread < 1e-6 and norm_ratio > 1e-3  # collapsed, not vanished
+
+
+def test_penalized_sweep_records_equal_direct_solves_and_resume(tmp_path, capsys):
+    import csv
+
+    args = ["sweep", "--R", "1,40,1000", "--KA", "3", "--KB", "2", "--nA", "200", "--lambda-W", "1e-3",
+            "--lambda-H", "1e-3,3e-3", "--lambda-b", "0", "--out", str(tmp_path)]
+    assert main(args) == 0
+    rows = list(csv.DictReader(open(tmp_path / "table.csv")))
+    assert len(rows) == 6
+    for row in rows:
+        R, lH = float(row["R"]), float(row["lambda_H"])
+        direct = solve(PenalizedLPM([200.0] * 3 + [200.0 / R] * 2, 1e-3, lH, 0.0), "first-order", tol=1e-10)
+        assert float(row["value"]) == pytest.approx(direct.value, rel=1e-8)
+        assert float(row["EW_opt"]) == pytest.approx(direct.energies[0], rel=1e-5)
+        spread = direct.geometry.groups[direct.geometry.minority].w_spread
+        assert (row["minority_w_spread"] == "") == (spread is None)
+    capsys.readouterr()
+    assert main(args) == 0
+    assert "6 configurations, 6 already" in capsys.readouterr().out
+    for bad, needle in [(["--EH", "5"], "cannot be combined"), (["--wr", "1,10"], "constrained form only")]:
+        with pytest.raises(SystemExit):
+            main(args + bad)
+        assert needle in capsys.readouterr().err
+
+
+def test_cli_penalized_figures(tmp_path):
+    assert main(["figures", "--out", str(tmp_path), "--quick", "--nA", "1000", "--lambda-W", "1e-3",
+                 "--lambda-H", "1e-3"]) == 0
+    for stem in ("penalized_model_cosine_vs_R", "penalized_onset_phase_diagram"):
+        assert (tmp_path / f"{stem}.png").stat().st_size > 10000
+    with pytest.raises(SystemExit):
+        main(["figures", "--out", str(tmp_path), "--nA", "1000", "--lambda-W", "-1", "--lambda-H", "1e-3"])

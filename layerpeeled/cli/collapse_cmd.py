@@ -8,7 +8,7 @@ from ..jsonio import dumps
 from ..losses import LOSSES
 from ..plotting import FORMATS, check_formats
 from ..solvers import METHODS
-from .values import VALUES_HELP, add_parallel_args, parse_values
+from .values import VALUES_HELP, add_parallel_args, chosen_form, parse_values
 
 
 def register(sub):
@@ -43,10 +43,18 @@ def register(sub):
     p.add_argument("--R", default="logspace:0:4:41", help="ratios R = n_A/n_B (a value list)")
     p.add_argument("--KA", default="5", help="majority classes K_A (a value list)")
     p.add_argument("--KB", default="5", help="minority classes K_B (a value list)")
-    p.add_argument("--EH", default="5", help="feature energy budgets E_H (a value list)")
-    p.add_argument("--EW", default="1", help="classifier energy budgets E_W (a value list)")
-    p.add_argument("--E", default=None, help="values of the product E_H*E_W instead (sets E_H = E, E_W = 1)")
-    p.add_argument("--wr", default="1", help="oversampling / re-weighting factors w_r >= 1 of the minority (a value list)")
+    p.add_argument("--EH", default=None, help="constrained form: feature energy budgets E_H (a value list; default 5)")
+    p.add_argument("--EW", default=None, help="constrained form: classifier energy budgets E_W (a value list; default 1)")
+    p.add_argument("--E", default=None, help="constrained form: values of the product E_H*E_W instead (sets E_H = E, "
+                                             "E_W = 1)")
+    p.add_argument("--nA", default=None, help="penalized form: majority examples per class n_A (a value list)")
+    p.add_argument("--lambda-W", dest="lambda_W", default=None, help="penalized form: classifier penalties (a value list)")
+    p.add_argument("--lambda-H", dest="lambda_H", default=None,
+                   help="penalized form: feature penalties, summed over examples (a value list)")
+    p.add_argument("--lambda-b", dest="lambda_b", default=None,
+                   help="penalized form: bias penalties, 0 for a free bias (a value list; default: no bias)")
+    p.add_argument("--wr", default="1", help="oversampling / re-weighting factors w_r >= 1 of the minority (a value "
+                                             "list; constrained form only)")
     p.add_argument("--mitigation", default="oversample", choices=MITIGATIONS, help="how w_r is applied")
     p.add_argument("--loss", default="cross-entropy", choices=sorted(LOSSES), help="loss of the model")
     p.add_argument("--method", default="auto", choices=METHODS, help="solver")
@@ -60,6 +68,12 @@ def register(sub):
     p.add_argument("--out", default="figures", help="folder of the figures")
     p.add_argument("--format", default="png", help=f"comma list among {', '.join(FORMATS)}")
     p.add_argument("--quick", action="store_true", help="coarse phase diagram (seconds instead of a minute)")
+    p.add_argument("--nA", type=float, default=None, help="penalized form: majority examples per class n_A")
+    p.add_argument("--lambda-W", dest="lambda_W", type=float, default=None, help="penalized form: classifier penalty")
+    p.add_argument("--lambda-H", dest="lambda_H", type=float, default=None,
+                   help="penalized form: feature penalty, summed over examples")
+    p.add_argument("--lambda-b", dest="lambda_b", type=float, default=None,
+                   help="penalized form: bias penalty, 0 for a free bias (default: no bias)")
     p.set_defaults(run=run_figures)
 
 
@@ -72,20 +86,16 @@ def _client(args):
     return nullcontext(None)
 
 
+PENALIZED = ("nA", "lambda_W", "lambda_H", "lambda_b")  # the penalized form's options (onset and sweep)
+PENALIZED_REQUIRED = ("nA", "lambda_W", "lambda_H")
+
+
 def _penalized_onset(args):
     """The penalized form's onsets when any of its options is given (never mixed with --EH/--EW)."""
     from ..collapse.onset import find_penalized_onset
 
-    given = [f"--{k.replace('_', '-')}" for k in ("nA", "lambda_W", "lambda_H", "lambda_b") if getattr(args, k) is not None]
-    if not given:
+    if chosen_form(args, ("EH", "EW", "products"), PENALIZED, PENALIZED_REQUIRED) == "constrained":
         return None
-    budgets = [f"--{k}" for k in ("EH", "EW", "products") if getattr(args, k) is not None]
-    if budgets:
-        raise ValueError(f"{', '.join(budgets)} (constrained form) and {', '.join(given)} (penalized form) cannot be "
-                         "combined: choose one form")
-    missing = [f"--{k.replace('_', '-')}" for k in ("nA", "lambda_W", "lambda_H") if getattr(args, k) is None]
-    if missing:
-        raise ValueError(f"the penalized onset needs {', '.join(missing)} too")
     return find_penalized_onset(args.KA, args.KB, args.nA, args.lambda_W, args.lambda_H, args.lambda_b, rel=args.rel)
 
 
@@ -141,11 +151,18 @@ def run_sweep_cmd(args) -> int:
     from ..collapse.sweep import model_configs, run_sweep
     from ..sweeps import ResultStore
 
-    products = parse_values(args.E, "E") if args.E else None
-    configs = model_configs(
-        parse_values(args.R, "R"), KA=parse_values(args.KA, "KA", int), KB=parse_values(args.KB, "KB", int),
-        EH=products or parse_values(args.EH, "EH"), EW=[1.0] if products else parse_values(args.EW, "EW"),
-        wr=parse_values(args.wr, "wr"), mitigation=args.mitigation, loss=args.loss, method=args.method, tol=args.tol)
+    common = dict(KA=parse_values(args.KA, "KA", int), KB=parse_values(args.KB, "KB", int), wr=parse_values(args.wr, "wr"),
+                  mitigation=args.mitigation, loss=args.loss, method=args.method, tol=args.tol)
+    if chosen_form(args, ("EH", "EW", "E"), PENALIZED, PENALIZED_REQUIRED) == "penalized":
+        form = {k: parse_values(getattr(args, k), k.replace("_", "-")) for k in PENALIZED_REQUIRED}
+        form["lambda_b"] = None if args.lambda_b is None else parse_values(args.lambda_b, "lambda-b")
+    elif args.E:
+        if args.EH or args.EW:
+            raise ValueError("--E sets E_H = E and E_W = 1: give either --E or --EH/--EW")
+        form = dict(EH=parse_values(args.E, "E"), EW=[1.0])
+    else:
+        form = dict(EH=parse_values(args.EH or "5", "EH"), EW=parse_values(args.EW or "1", "EW"))
+    configs = model_configs(parse_values(args.R, "R"), **common, **form)
     store = ResultStore(args.out)
     done = sum(store.has(c) for c in configs)
     print(f"{len(configs)} configurations, {done} already in {args.out}")
@@ -156,8 +173,13 @@ def run_sweep_cmd(args) -> int:
 
 def run_figures(args) -> int:
     from ..collapse.figures import all_model_figures
+    from ..problem import PenalizedLPM
 
     formats = check_formats([f.strip() for f in args.format.split(",")])
-    for path in all_model_figures(args.out, formats=formats, quick=args.quick):
+    penalized = None
+    if chosen_form(args, (), PENALIZED, PENALIZED_REQUIRED) == "penalized":
+        penalized = {k: getattr(args, k) for k in PENALIZED}
+        PenalizedLPM([args.nA, args.nA / 2], args.lambda_W, args.lambda_H, args.lambda_b)  # checks the values first
+    for path in all_model_figures(args.out, formats=formats, quick=args.quick, penalized=penalized):
         print(path)
     return 0

@@ -24,15 +24,9 @@ def add_problem_args(p, counts_default: str | None = PAPER_COUNTS):
 def problem_from_args(args):
     """The constrained model (--EH/--EW) or the penalized one (--lambda-W/--lambda-H[/--lambda-b]), never both."""
     from ..problem import LPMProblem, PenalizedLPM
+    from .values import chosen_form
 
-    penalized = [f"--lambda-{k}" for k in ("W", "H", "b") if getattr(args, f"lambda_{k}") is not None]
-    budgets = [f"--{k}" for k in ("EH", "EW") if getattr(args, k) is not None]
-    if penalized and budgets:
-        raise ValueError(f"{', '.join(budgets)} (constrained form) and {', '.join(penalized)} (penalized form) "
-                         "cannot be combined: choose one form")
-    if penalized:
-        if args.lambda_W is None or args.lambda_H is None:
-            raise ValueError("the penalized form needs both --lambda-W and --lambda-H")
+    if chosen_form(args, ("EH", "EW"), ("lambda_W", "lambda_H", "lambda_b"), ("lambda_W", "lambda_H")) == "penalized":
         return PenalizedLPM(args.counts, args.lambda_W, args.lambda_H, args.lambda_b)
     return LPMProblem(args.counts, 5.0 if args.EH is None else args.EH, 1.0 if args.EW is None else args.EW)
 

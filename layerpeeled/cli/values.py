@@ -37,3 +37,21 @@ def add_parallel_args(p, what: str) -> None:
     p.add_argument("--scheduler", default=None,
                    help=f"run {what} on an existing Dask cluster at this address (tcp://host:8786); --out must "
                         "be on a file system its workers mount at the same path")
+
+
+def chosen_form(args, constrained: tuple, penalized: tuple, required: tuple) -> str:
+    """'constrained' or 'penalized', from which options were given (None = not given): the two forms'
+    options never mix, and a penalized choice needs all of ``required``."""
+    def flags(names):
+        return [f"--{n.replace('_', '-')}" for n in names if getattr(args, n, None) is not None]
+
+    given, budgets = flags(penalized), flags(constrained)
+    if given and budgets:
+        raise ValueError(f"{', '.join(budgets)} (constrained form) and {', '.join(given)} (penalized form) cannot be "
+                         "combined: choose one form")
+    if not given:
+        return "constrained"
+    missing = [f"--{n.replace('_', '-')}" for n in required if getattr(args, n, None) is None]
+    if missing:
+        raise ValueError(f"the penalized form needs {', '.join(missing)} too (it has no defaults)")
+    return "penalized"

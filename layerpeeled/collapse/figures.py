@@ -8,7 +8,7 @@ from ..plotting import pyplot, save_figure
 
 plt = pyplot()
 from .mitigation import min_oversampling
-from .onset import find_onset, onset_vs_energy
+from .onset import find_onset, find_penalized_onset, onset_vs_energy, penalized_collapse_threshold
 from .sweep import model_configs, paper_ratios, sweep_in_memory
 
 
@@ -16,14 +16,27 @@ def _nan(v):
     return np.nan if v is None else v
 
 
-def model_curve(folder, KA_values=(3, 5, 7), K=10, EH=5.0, EW=1.0, ratios=None, formats=("png",)):
-    """Figure (a): the paper's model figure (mean minority classifier cosine vs R) plus norms."""
+def _penalized_title(penalized: dict) -> str:
+    bias = "no bias" if penalized.get("lambda_b") is None else f"$\\lambda_b$ = {penalized['lambda_b']:g}"
+    return (f"$n_A$ = {penalized['nA']:g}, $\\lambda_W$ = {penalized['lambda_W']:g}, "
+            f"$\\lambda_H$ = {penalized['lambda_H']:g}, {bias}")
+
+
+def model_curve(folder, KA_values=(3, 5, 7), K=10, EH=5.0, EW=1.0, ratios=None, formats=("png",), penalized=None):
+    """Figure (a): the paper's model figure (mean minority classifier cosine vs R) plus norms.
+
+    ``penalized``: dict(nA, lambda_W, lambda_H, lambda_b) draws the penalized (weight-decay) form
+    instead of the constrained one at E_H, E_W."""
     ratios = paper_ratios() if ratios is None else list(ratios)
     fig, (ax_cos, ax_norm) = plt.subplots(2, 1, figsize=(7, 7.5), sharex=True, height_ratios=[3, 2])
     data = {}
     for i, KA in enumerate(KA_values):
-        recs = sweep_in_memory(model_configs(ratios, KA=[KA], KB=[K - KA], EH=[EH], EW=[EW]))
-        on = find_onset(KA, K - KA, EH, EW, rel=1e-7)
+        if penalized is None:
+            recs = sweep_in_memory(model_configs(ratios, KA=[KA], KB=[K - KA], EH=[EH], EW=[EW]))
+            on = find_onset(KA, K - KA, EH, EW, rel=1e-7)
+        else:
+            recs = sweep_in_memory(model_configs(ratios, KA=[KA], KB=[K - KA], **penalized))
+            on = find_penalized_onset(KA, K - KA, **penalized, rel=1e-7)
         color = f"C{i}"
         cos = [_nan(r["minority_w_cos"]) for r in recs]
         ax_cos.plot(ratios, cos, "o-", ms=3, color=color, label=f"$K_A$ = {KA}")
@@ -40,7 +53,8 @@ def model_curve(folder, KA_values=(3, 5, 7), K=10, EH=5.0, EW=1.0, ratios=None, 
         data[KA] = {"records": recs, "onset": on}
     ax_cos.set_xscale("log")
     ax_cos.set_ylabel("mean cosine between minority classifiers")
-    ax_cos.set_title(f"Layer-Peeled Model, K = {K}, $E_H$ = {EH:g}, $E_W$ = {EW:g}\n"
+    setting = f"$E_H$ = {EH:g}, $E_W$ = {EW:g}" if penalized is None else _penalized_title(penalized)
+    ax_cos.set_title(f"Layer-Peeled Model, K = {K}, {setting}\n"
                      "dashed: collapse onset $R_0$, dash-dot: minority classifiers vanish $R_v$ (cosine undefined)")
     ax_cos.legend(loc="lower right")
     ax_cos.grid(alpha=0.3)
@@ -48,7 +62,26 @@ def model_curve(folder, KA_values=(3, 5, 7), K=10, EH=5.0, EW=1.0, ratios=None, 
     ax_norm.set_ylabel("mean squared classifier norm")
     ax_norm.legend(fontsize=7, ncol=2)
     ax_norm.grid(alpha=0.3)
-    return save_figure(fig, folder, "model_cosine_vs_R", formats), data
+    name = "model_cosine_vs_R" if penalized is None else "penalized_model_cosine_vs_R"
+    return save_figure(fig, folder, name, formats), data
+
+
+def penalized_phase_diagram(folder, K=10, nA=5000.0, KA_values=None, mus=None, formats=("png",)):
+    """The penalized form's collapse onset over (K_A, sqrt(lambda_W lambda_H)) at n_A, from its
+    closed form (:func:`.onset.penalized_collapse_threshold`; the same with or without a bias)."""
+    KA_values = list(range(1, K - 1)) if KA_values is None else list(KA_values)
+    mus = np.logspace(-5, -2, 31) if mus is None else np.asarray(mus, dtype=float)
+    R0 = np.array([[_nan(penalized_collapse_threshold(KA, K - KA, nA, mu, mu)) for mu in mus] for KA in KA_values])
+    fig, ax = plt.subplots(figsize=(6.5, 4.5))
+    mesh = ax.pcolormesh(mus, KA_values, np.log10(R0), shading="nearest", cmap="viridis")
+    fig.colorbar(mesh, ax=ax, label="$\\log_{10} R_0$ (blank: collapsed at every R)")
+    ax.set_xscale("log")
+    ax.set_xlabel("$\\sqrt{\\lambda_W \\lambda_H}$")
+    ax.set_ylabel(f"majority classes $K_A$ (K = {K})")
+    ax.set_title(f"Penalized form: collapse onset at $n_A$ = {nA:g}\n"
+                 "(exact: $\\sqrt{n_B}/N = \\sqrt{\\lambda_W\\lambda_H}$ at $R_0$, any bias)")
+    return save_figure(fig, folder, "penalized_onset_phase_diagram", formats), {
+        "KA": KA_values, "mu": mus.tolist(), "onset": R0.tolist()}
 
 
 def phase_diagram(folder, K=10, KA_values=None, products=None, formats=("png",), rel=1e-4):
@@ -95,8 +128,14 @@ def oversampling_curve(folder, KA=5, KB=5, R=1000.0, EH=5.0, EW=1.0, factors=Non
     return save_figure(fig, folder, "model_oversampling", formats), {"records": recs, "min_wr": need}
 
 
-def all_model_figures(folder, formats=("png",), quick: bool = False) -> list:
-    """Write (a), (b), (c) into ``folder``; ``quick`` uses a coarse phase diagram."""
+def all_model_figures(folder, formats=("png",), quick: bool = False, penalized: dict | None = None) -> list:
+    """Write (a), (b), (c) into ``folder``; ``quick`` uses a coarse phase diagram. ``penalized``
+    (nA, lambda_W, lambda_H, lambda_b): (a) and the onset diagram of the penalized form instead (SPEC
+    defines oversampling for the constrained form only, so there is no (c))."""
+    if penalized is not None:
+        ratios = paper_ratios(11, 0.4) if quick else None
+        return (model_curve(folder, formats=formats, penalized=penalized, ratios=ratios)[0]
+                + penalized_phase_diagram(folder, nA=penalized["nA"], formats=formats)[0])
     paths = model_curve(folder, formats=formats)[0]
     kw = dict(KA_values=[2, 5, 8], products=np.logspace(-1, 2, 4)) if quick else {}
     paths += phase_diagram(folder, formats=formats, **kw)[0]

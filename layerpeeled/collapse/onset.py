@@ -36,12 +36,26 @@ def _problem(KA: int, KB: int, R: float, EH: float, EW: float) -> LPMProblem:
     return LPMProblem(step_counts(KA, KB, R), EH, EW)
 
 
-def collapse_margin(KA: int, KB: int, R: float, EH: float = 5.0, EW: float = 1.0, tol: float = 1e-13) -> float:
-    """phi_c(R): negative iff the minority classifiers coincide at the optimum."""
+def collapse_margin(KA: int, KB: int, R: float, EH: float = 5.0, EW: float = 1.0, tol: float = 1e-13,
+                    warm: dict | None = None) -> float:
+    """phi_c(R): negative iff the minority classifiers coincide at the optimum.
+
+    ``warm``: a dict carried from call to call of one search; each restricted solve starts from the
+    previous one's solution (a Newton polish from a neighbour instead of a solve from scratch)."""
     if KB < 2:
         raise ValueError(f"collapse needs at least two minority classes, got KB = {KB!r}")
-    r = solve_reduced(_problem(KA, KB, R, EH, EW), collapsed=[1], tol=tol)
+    r = solve_reduced(_problem(KA, KB, R, EH, EW), collapsed=[1], tol=tol, warm=_warm_start(warm))
+    _keep(warm, r)
     return abs(r.state["b_gradient"][1]) / r.state["multiplier"] - 1.0
+
+
+def _warm_start(warm):
+    return None if warm is None else warm.get("x")
+
+
+def _keep(warm, result):
+    if warm is not None:
+        warm["x"] = result.state["x"]
 
 
 def vanish_margin(KA: int, KB: int, R: float, EH: float = 5.0, EW: float = 1.0) -> float:
@@ -113,11 +127,11 @@ def find_onset(KA: int, KB: int, EH: float = 5.0, EW: float = 1.0, rel: float = 
     start = time.perf_counter()
     _check_classes(KA, KB)
     _problem(KA, KB, 2.0, EH, EW)  # validates the energies
-    calls = [0]
+    calls, warm = [0], {}
 
     def phi_c(R):
         calls[0] += 1
-        return collapse_margin(KA, KB, R, EH, EW, tol=margin_tol(rel))
+        return collapse_margin(KA, KB, R, EH, EW, tol=margin_tol(rel), warm=warm)
 
     def phi_v(R):
         calls[0] += 1
@@ -151,23 +165,46 @@ def _penalized(KA, KB, R, nA, lambda_W, lambda_H, lambda_b) -> PenalizedLPM:
     return PenalizedLPM(step_counts(KA, KB, R, nA), lambda_W, lambda_H, lambda_b)
 
 
-def penalized_collapse_margin(KA, KB, R, nA, lambda_W, lambda_H, lambda_b=None, tol=1e-12) -> float:
+def penalized_collapse_margin(KA, KB, R, nA, lambda_W, lambda_H, lambda_b=None, tol=1e-12, warm=None) -> float:
     """Penalized form: |df/db_B| / mu - 1 at the optimum with the minority classifiers held identical
-    (negative iff that is the full optimum: soft-thresholding keeps b_B = 0 exactly when |df/db_B| <= mu)."""
+    (negative iff that is the full optimum: soft-thresholding keeps b_B = 0 exactly when |df/db_B| <= mu).
+    ``warm`` as in :func:`collapse_margin`."""
     P = _penalized(KA, KB, R, nA, lambda_W, lambda_H, lambda_b)
-    r = solve_penalized_reduced(P, collapsed=[1], tol=tol)
+    r = solve_penalized_reduced(P, collapsed=[1], tol=tol, warm=_warm_start(warm))
+    _keep(warm, r)
     return abs(r.state["b_gradient"][1]) / P.mu - 1.0
 
 
-def penalized_vanish_margin(KA, KB, R, nA, lambda_W, lambda_H, lambda_b=None, tol=1e-12) -> float:
+def penalized_vanish_margin(KA, KB, R, nA, lambda_W, lambda_H, lambda_b=None, tol=1e-12, warm=None) -> float:
     """Penalized form: max(|df/db_B|, sigma_max(df/dM)) / mu - 1 at the optimum with the majority
     alone forming a simplex (b_B = 0, M = 0; the bias free as the model says): <= 0 iff the minority
-    classifiers vanish at the full optimum."""
+    classifiers vanish at the full optimum. ``warm`` as in :func:`collapse_margin`."""
     if KA < 2:
         return math.inf
     P = _penalized(KA, KB, R, nA, lambda_W, lambda_H, lambda_b)
-    r = solve_penalized_reduced(P, collapsed=[1], zero_between=True, tol=tol)
+    r = solve_penalized_reduced(P, collapsed=[1], zero_between=True, tol=tol, warm=_warm_start(warm))
+    _keep(warm, r)
     return max(abs(r.state["b_gradient"][1]), r.state["M_gradient_norm"]) / P.mu - 1.0
+
+
+def penalized_collapse_threshold(KA: int, KB: int, nA: float, lambda_W: float, lambda_H: float) -> float | None:
+    """The collapse onset of the penalized form in closed form (cross-entropy, any bias mode).
+
+    On the face b_B = 0 every class of group B has the same logit in a minority row, so the
+    softmax gives the target and the other K_B - 1 minority classes equal mass and df/db_B
+    = -n_B / N in logit coordinates, -sqrt(n_B) / N in Y = D^{1/2} Z, whatever the rest of the
+    solution. Collapse is therefore exact iff sqrt(n_B) / N <= sqrt(lambda_W lambda_H), with
+    N = K_A n_A + K_B n_B: a two-cluster threshold of the kind Hong & Ling (2023) state. With
+    s = sqrt(n_B) the boundary is K_B mu s^2 - s + K_A n_A mu = 0; its smaller root gives R_0 =
+    n_A / s^2. Returns None where collapse holds at every R >= 1 (no root, or a root at R <= 1).
+    """
+    mu = math.sqrt(lambda_W * lambda_H)
+    disc = 1.0 - 4.0 * KA * KB * nA * mu * mu
+    if disc < 0:
+        return None
+    s = 2.0 * KA * nA * mu / (1.0 + math.sqrt(disc))  # the smaller root, without cancellation
+    R = nA / (s * s)
+    return R if R > 1.0 else None
 
 
 def find_penalized_onset(KA: int, KB: int, nA: float, lambda_W: float, lambda_H: float, lambda_b: float | None = None,
@@ -177,21 +214,22 @@ def find_penalized_onset(KA: int, KB: int, nA: float, lambda_W: float, lambda_H:
     start = time.perf_counter()
     _check_classes(KA, KB)
     _penalized(KA, KB, 2.0, nA, lambda_W, lambda_H, lambda_b)  # validates the penalties and n_A
-    calls = [0]
+    calls, warm_c, warm_v = [0], {}, {}
     args = (nA, lambda_W, lambda_H, lambda_b)
 
     def phi_c(R):
         calls[0] += 1
-        return penalized_collapse_margin(KA, KB, R, *args, tol=margin_tol(rel))
+        return penalized_collapse_margin(KA, KB, R, *args, tol=margin_tol(rel), warm=warm_c)
 
     def phi_v(R):
         calls[0] += 1
-        return penalized_vanish_margin(KA, KB, R, *args, tol=margin_tol(rel))
+        return penalized_vanish_margin(KA, KB, R, *args, tol=margin_tol(rel), warm=warm_v)
 
     out, notes = _locate(phi_c, phi_v, rel)
     nB = {k: None if out[k][0] is None else nA / out[k][0] for k in ("onset", "vanish")}
     info = {"nA": float(nA), "lambda_W": float(lambda_W), "lambda_H": float(lambda_H),
-            "lambda_b": None if lambda_b is None else float(lambda_b), "onset_nB": nB["onset"], "vanish_nB": nB["vanish"]}
+            "lambda_b": None if lambda_b is None else float(lambda_b), "onset_nB": nB["onset"], "vanish_nB": nB["vanish"],
+            "onset_closed_form": penalized_collapse_threshold(KA, KB, nA, lambda_W, lambda_H)}
     return Onset(KA, KB, None, None, out["onset"][0], out["vanish"][0], out["onset"][1], out["onset"][2],
                  out["vanish"][1], calls[0], time.perf_counter() - start, notes, penalized=info)
 

@@ -1,4 +1,5 @@
-"""Model sweeps over R, K_A, K_B, E_H, E_W, w_r and the loss: one certified solve per configuration."""
+"""Model sweeps over R, K_A, K_B, the energies (or the penalties), w_r and the loss: one certified solve per
+configuration."""
 from __future__ import annotations
 
 import itertools
@@ -7,7 +8,7 @@ import math
 from tqdm.auto import tqdm
 
 from ..losses import LOSSES
-from ..problem import LPMProblem, step_counts
+from ..problem import LPMProblem, PenalizedLPM, step_counts
 from ..solvers import solve
 from ..sweeps import ResultStore, config_key
 from .mitigation import effective_counts
@@ -16,15 +17,32 @@ TASKS_PER_WORKER = 8  # a Dask sweep sends its solves in this many chunks per wo
 
 
 def model_configs(R, KA=(5,), KB=(5,), EH=(5.0,), EW=(1.0,), wr=(1.0,), mitigation="oversample",
-                  loss="cross-entropy", method="auto", tol=1e-9) -> list[dict]:
-    """The grid (Cartesian product) of step-imbalanced model configurations."""
+                  loss="cross-entropy", method="auto", tol=1e-9, nA=None, lambda_W=None, lambda_H=None,
+                  lambda_b=None) -> list[dict]:
+    """The grid (Cartesian product) of step-imbalanced model configurations.
+
+    Constrained form: budgets ``EH``, ``EW``. Penalized (weight-decay) form: give ``nA`` (majority
+    examples per class), ``lambda_W`` and ``lambda_H`` (and ``lambda_b``: None for no bias, 0 for a
+    free one) instead; ``EH``/``EW`` are then ignored, and ``wr`` must be 1 (SPEC defines
+    oversampling for the constrained form only)."""
     if loss not in LOSSES:
         raise ValueError(f"loss must be one of {sorted(LOSSES)}, got {loss!r}")
-    grid = itertools.product(_values("R", R), _values("KA", KA), _values("KB", KB), _values("EH", EH),
-                             _values("EW", EW), _values("wr", wr))
-    return [dict(R=float(r), KA=int(ka), KB=int(kb), EH=float(eh), EW=float(ew), wr=float(w),
-                 mitigation=mitigation, loss=loss, method=method, tol=float(tol))
-            for r, ka, kb, eh, ew, w in grid]
+    common = dict(mitigation=mitigation, loss=loss, method=method, tol=float(tol))
+    if nA is None and lambda_W is None and lambda_H is None and lambda_b is None:
+        grid = itertools.product(_values("R", R), _values("KA", KA), _values("KB", KB), _values("EH", EH),
+                                 _values("EW", EW), _values("wr", wr))
+        return [dict(R=float(r), KA=int(ka), KB=int(kb), EH=float(eh), EW=float(ew), wr=float(w), **common)
+                for r, ka, kb, eh, ew, w in grid]
+    if nA is None or lambda_W is None or lambda_H is None:
+        raise ValueError("the penalized form needs nA, lambda_W and lambda_H")
+    if any(float(w) != 1.0 for w in _values("wr", wr)):
+        raise ValueError(f"oversampling (wr = {list(_values('wr', wr))}) is defined for the constrained form only; "
+                         "use wr = 1 with the penalized form")
+    grid = itertools.product(_values("R", R), _values("KA", KA), _values("KB", KB), _values("nA", nA),
+                             _values("lambda_W", lambda_W), _values("lambda_H", lambda_H), _values("lambda_b", lambda_b))
+    return [dict(R=float(r), KA=int(ka), KB=int(kb), nA=float(n), lambda_W=float(lw), lambda_H=float(lh),
+                 lambda_b=None if lb is None else float(lb), wr=1.0, **common)
+            for r, ka, kb, n, lw, lh, lb in grid]
 
 
 def _values(name, v):
@@ -34,16 +52,22 @@ def _values(name, v):
     return v
 
 
-def config_problem(config: dict) -> LPMProblem:
+def config_problem(config: dict) -> LPMProblem | PenalizedLPM:
+    """The model of one sweep configuration, constrained or penalized (see :func:`model_configs`)."""
+    loss = LOSSES[config["loss"]]()
+    if "lambda_W" in config:
+        counts = step_counts(config["KA"], config["KB"], config["R"], config["nA"])
+        return PenalizedLPM(counts, config["lambda_W"], config["lambda_H"], config["lambda_b"], loss)
     counts = step_counts(config["KA"], config["KB"], config["R"])
     counts = effective_counts(counts, config["wr"], slice(config["KA"], None), config["mitigation"])
-    return LPMProblem(counts, config["EH"], config["EW"], LOSSES[config["loss"]]())
+    return LPMProblem(counts, config["EH"], config["EW"], loss)
 
 
 def solve_config(config: dict) -> dict:
     """The record of one configuration: certificate, cost, and majority/minority geometry."""
     result = solve(config_problem(config), config["method"], tol=config["tol"])
     rec = {k: getattr(result, k) for k in ("value", "gap", "method", "status", "iterations", "seconds")}
+    rec["EW_opt"], rec["EH_opt"] = result.energies  # the energies of the optimum (the budgets, when constrained)
     rec.update(result.geometry.flat())  # R = w_r: one group, which is then majority and minority alike
     return rec
 

@@ -23,6 +23,7 @@ import time
 import numpy as np
 
 from .fista import fista
+from .newton import FactoredProgram, first_order_then_newton
 from .nuclear import logit_objective
 from .reduced import BlockLogits, ReducedProgram, group_row_scale
 from .result import SolveResult
@@ -132,22 +133,49 @@ class PenalizedReduced:
         K = self.prog.K
         return beta - float(K @ beta) / K.sum() if beta.size else beta
 
+    def certify(self, x):
+        """(value, certified gap, x) of the (restricted) penalized program at x."""
+        f, g = self.value_grad(x)
+        return self.total(x, f), self.gap(x, f, g), x
+
+    def logits(self, x):
+        """The stacked distinct row logits (see :meth:`ReducedProgram.row_logits`), linear in x."""
+        bp, Mp, beta = self.split(x)
+        z = np.concatenate([bp / self.scale, (Mp / self.scale[:, None]).ravel()])
+        d, others = self.prog.row_logits(z, beta if self.has_bias else None)
+        return np.concatenate([d, others.ravel()])
+
+    def factored(self) -> FactoredProgram:
+        def derivatives(x):
+            f, gb, gM, g_beta = self.derivatives(x)
+            return f, np.concatenate([gb, gM.ravel(), g_beta])
+
+        n_bias = self.G if self.has_bias else 0
+        return FactoredProgram(derivatives, self.logits, self.problem.loss, self.prog.omega, self.prog.mult, self.G,
+                               self.prog.free, hold_M=self.zero_between, n_bias=n_bias,
+                               decay=self.decay if self.has_bias else None)
+
     def lipschitz(self) -> float:
         return float((self.prog.omega / self.scale**2).max() + (self.decay.max() if self.has_bias else 0.0))
 
 
 def solve_penalized_reduced(problem, *, tol: float = 1e-9, max_iter: int = 200000, callback=None,
-                            collapsed=(), zero_between: bool = False) -> SolveResult:
+                            collapsed=(), zero_between: bool = False, warm=None) -> SolveResult:
     """The penalized model in the symmetry-reduced coordinates: G + G^2 (+ G bias) unknowns, any K.
 
     ``collapsed`` (groups whose classifiers are held identical) and ``zero_between`` (M held at 0)
     restrict it to the faces on which collapse and vanishing onsets are located; the certificate
-    then refers to the restricted program, and ``state`` holds the full gradient for their margins."""
+    then refers to the restricted program, and ``state`` holds the full gradient for their margins.
+    ``warm``: the ``state["x"]`` of a nearby solve to start from."""
     start = time.perf_counter()
     prog = PenalizedReduced(problem, collapsed, zero_between)
-    x0 = np.zeros(prog.G + prog.G**2 + (prog.G if prog.has_bias else 0))
-    out = fista(x0, prog.value_grad, prog.prox, prog.gap, lipschitz=prog.lipschitz(), tol=tol, max_iter=max_iter,
-                callback=callback, check_every=2, total=prog.total)
+
+    def run(x0, goal, steps):
+        x0 = np.zeros(prog.G + prog.G**2 + (prog.G if prog.has_bias else 0)) if x0 is None else x0
+        return fista(x0, prog.value_grad, prog.prox, prog.gap, lipschitz=prog.lipschitz(), tol=goal,
+                     max_iter=steps or max_iter, callback=callback, check_every=2, total=prog.total)
+
+    out, newton_steps = first_order_then_newton(run, prog.factored(), prog.certify, tol=tol, mu=problem.mu, warm=warm)
     bp, Mp, beta = prog.split(out.x)
     beta = prog.centred(beta)
     sol = BlockLogits(problem, bp, Mp)
@@ -158,8 +186,8 @@ def solve_penalized_reduced(problem, *, tol: float = 1e-9, max_iter: int = 20000
     return SolveResult(problem=problem, value=out.value, gap=out.gap, method="reduced",
                        status="optimal" if out.converged else "max_iter", iterations=out.iterations,
                        seconds=time.perf_counter() - start, solution=sol, bias=bias if prog.has_bias else None,
-                       info={"blocks": {k: v.tolist() for k, v in sol.blocks.items()}},
-                       state={"b_gradient": gb.tolist(), "M_gradient_norm": float(np.linalg.norm(gM, 2))})
+                       info={"blocks": {k: v.tolist() for k, v in sol.blocks.items()}, "newton_steps": newton_steps},
+                       state={"b_gradient": gb.tolist(), "M_gradient_norm": float(np.linalg.norm(gM, 2)), "x": out.x})
 
 
 class PenalizedDense:

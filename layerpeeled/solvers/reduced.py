@@ -18,6 +18,7 @@ import numpy as np
 from ..geometry.gram import GramStats
 from ..problem import LPMProblem
 from .fista import certified_gap, fista, project_l1_nonneg
+from .newton import FactoredProgram, first_order_then_newton
 from .result import RANK_RTOL, SolveResult
 
 
@@ -114,23 +115,28 @@ class ReducedProgram:
     def split(self, x):
         return x[: self.G], x[self.G:].reshape(self.G, self.G)
 
-    def derivatives(self, x, bias=None):
-        """Objective and its gradient in every coordinate, b_g of held-collapsed groups included.
+    def row_logits(self, x, bias=None):
+        """The distinct logits of a class of each group, linear in (x, bias): its own (d_g) and
+        those of the others (``others[g, h]``: c_gh, with e_g on the diagonal).
 
-        ``bias``: per-group bias beta_g added to the logits of every class of group g (None: no
-        bias); its gradient is then returned too, summed over the group's classes.
+        ``bias``: per-group bias beta_g added to the logits of every class of group g (None: no bias).
         """
-        K = self.K
         b, M = self.split(x)
         a = b * self.inv_Km1
-        e = (M[self.diag] - a) / K
+        e = (M[self.diag] - a) / self.K
         d = e + a
         others = M / self.sqrtKK
         others[self.diag] = e
         if bias is not None:  # column h of the logits (classes of group h) is shifted by beta_h
             others = others + bias[None, :]
             d = d + bias
-        loss, d_t, d_o = self.problem.loss.rows(d, others, self.mult)
+        return d, others
+
+    def derivatives(self, x, bias=None):
+        """Objective and its gradient in every coordinate, b_g of held-collapsed groups included;
+        with a ``bias`` (see :meth:`row_logits`) its gradient too, summed over the group's classes."""
+        K = self.K
+        loss, d_t, d_o = self.problem.loss.rows(*self.row_logits(x, bias), self.mult)
         d_t, d_o = self.omega * d_t, self.omega[:, None] * d_o
         d_e = d_o[self.diag]
         gM = d_o / self.sqrtKK
@@ -164,6 +170,24 @@ class ReducedProgram:
         gb, gM = self.split(g)
         return max(float(np.abs(gb[self.free]).max(initial=0.0)), float(np.linalg.svd(gM, compute_uv=False)[0]))
 
+    def certify(self, x):
+        """(value, certified gap, the feasible point they refer to) at x projected on the ball."""
+        x = self.project(x)
+        f, g = self.value_grad(x)
+        return f, self.gap(x, f, g), x
+
+    def factored(self) -> FactoredProgram:
+        def derivatives(x):
+            f, gb, gM = self.derivatives(x)
+            return f, np.concatenate([gb, gM.ravel()])
+
+        def logits(x):
+            d, others = self.row_logits(x)
+            return np.concatenate([d, others.ravel()])
+
+        return FactoredProgram(derivatives, logits, self.problem.loss, self.omega, self.mult, self.G, self.free,
+                               hold_M=False, n_bias=0)
+
     def start(self):
         """The balanced optimum (a simplex ETF): b_g = tau (K_g - 1)/(K - 1), M = 0 but its group part."""
         K = self.K.sum()
@@ -175,7 +199,7 @@ class ReducedProgram:
 
 
 def solve_reduced(problem: LPMProblem, *, tol: float = 1e-9, max_iter: int = 200000, callback=None,
-                  collapsed=()) -> SolveResult:
+                  collapsed=(), warm=None) -> SolveResult:
     """Solve the symmetry-reduced program; cost depends on the number of groups, not on K.
 
     ``collapsed``: indices of groups whose classifiers are held identical (b_g = 0), the face on
@@ -183,13 +207,19 @@ def solve_reduced(problem: LPMProblem, *, tol: float = 1e-9, max_iter: int = 200
     """
     start = time.perf_counter()
     prog = ReducedProgram(problem, collapsed)
-    out = fista(prog.start(), prog.value_grad, lambda x, step: prog.project(x), prog.gap,
-                lipschitz=float(prog.omega.max()), tol=tol, max_iter=max_iter, callback=callback, check_every=2)
+
+    def run(x0, goal, steps):
+        return fista(prog.start() if x0 is None else x0, prog.value_grad, lambda x, step: prog.project(x), prog.gap,
+                     lipschitz=float(prog.omega.max()), tol=goal, max_iter=steps or max_iter, callback=callback, check_every=2)
+
+    out, newton_steps = first_order_then_newton(run, prog.factored(), prog.certify, tol=tol, radius=prog.tau,
+                                                 warm=warm)
     b, M = prog.split(out.x)
     sol = BlockLogits(problem, b, M)
     _, gb, gM = prog.derivatives(out.x)
     return SolveResult(problem=problem, value=out.value, gap=out.gap, method="reduced",
                        status="optimal" if out.converged else "max_iter", iterations=out.iterations,
                        seconds=time.perf_counter() - start, solution=sol,
-                       info={"blocks": {k: v.tolist() for k, v in sol.blocks.items()}},
-                       state={"multiplier": prog.dual_norm(prog.free_gradient(gb, gM)), "b_gradient": gb.tolist()})
+                       info={"blocks": {k: v.tolist() for k, v in sol.blocks.items()}, "newton_steps": newton_steps},
+                       state={"multiplier": prog.dual_norm(prog.free_gradient(gb, gM)), "b_gradient": gb.tolist(),
+                              "x": out.x})
