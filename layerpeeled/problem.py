@@ -8,6 +8,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -129,13 +130,13 @@ class _Counts:
         """n_k / N: the weight of class k in the mean loss per training example."""
         return self.counts / self.counts.sum()
 
-    @property
+    @cached_property
     def groups(self) -> tuple[Group, ...]:
-        """Classes with equal counts, in the order their count first appears."""
-        order: dict[float, list[int]] = {}
-        for k, n in enumerate(self.counts.tolist()):
-            order.setdefault(n, []).append(k)
-        return tuple(Group(n, tuple(ks)) for n, ks in order.items())
+        """Classes with equal counts, in the order their count first appears (computed once: the
+        reduced solvers ask often, and K may be 100 000)."""
+        values, first, inverse = np.unique(self.counts, return_index=True, return_inverse=True)
+        members = np.split(np.argsort(inverse, kind="stable"), np.cumsum(np.bincount(inverse))[:-1])
+        return tuple(Group(float(values[j]), tuple(members[j].tolist())) for j in np.argsort(first))
 
     def _counts_repr(self) -> str:
         return ",".join(f"{g.count:g}x{g.size}" for g in self.groups)

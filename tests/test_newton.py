@@ -104,3 +104,30 @@ def test_polish_agrees_with_proximal_gradient_alone(kind, spec, face, monkeypatc
             assert a.w_spread == pytest.approx(b.w_spread, rel=1e-3, abs=1e-4)
     if fast.bias is not None:
         assert np.allclose(fast.bias, slow.bias, atol=1e-4 * (1 + np.abs(slow.bias).max()))
+
+
+def test_warm_start_from_a_neighbour_gives_the_same_certified_answer():
+    P = PenalizedLPM([5000] * 5 + [50] * 5, 5e-4, 5e-4, 5e-4)
+    neighbour = solve_penalized_reduced(PenalizedLPM([5000] * 5 + [55] * 5, 5e-4, 5e-4, 5e-4))
+    cold, warm = solve_penalized_reduced(P), solve_penalized_reduced(P, warm=neighbour.state["x"])
+    assert warm.iterations <= 1 and 0 < warm.info["newton_steps"] <= newton.WARM_STEPS  # Newton (and a final prox step)
+    assert abs(warm.value - cold.value) <= warm.gap + cold.gap and warm.gap <= 1e-9 * warm.value
+    C = LPMProblem([5000] * 5 + [50] * 5, 100.0, 1.0)
+    other = solve_reduced(LPMProblem([5000] * 3 + [500] * 3 + [5] * 4, 100.0, 1.0))  # 3 groups: not a neighbour
+    ignored = solve_reduced(C, warm=other.state["x"])
+    assert ignored.iterations > 0 and ignored.gap <= 1e-9 * ignored.value
+
+
+def test_spectral_bounds_and_the_gap_they_certify(rng):
+    from layerpeeled.solvers.nuclear import frank_wolfe_gap, spectral_bounds
+
+    for G in (rng.normal(size=(300, 300)), np.outer(rng.normal(size=50), rng.normal(size=50)) * 1e-200,
+              np.diag([1.0, 1e-12, 0.0]), np.zeros((5, 5))):
+        exact = np.linalg.svd(G, compute_uv=False)[0]
+        nominal, upper = spectral_bounds(G)
+        assert exact <= upper <= exact * (1 + 1e-9) + 1e-300 and nominal == pytest.approx(exact, rel=1e-10, abs=1e-300)
+    Z, G = rng.normal(size=(40, 40)), rng.normal(size=(40, 40))
+    radius = float(np.linalg.svd(Z, compute_uv=False).sum())
+    exact = frank_wolfe_gap(Z, G, radius, 1.0)  # singular values
+    for tol in (1e-3, 1e6):  # a gap it cannot certify (cheap bound) and one it certifies cheaply
+        assert exact <= frank_wolfe_gap(Z, G, radius, 1.0, tol) <= exact * (1 + 1e-9)

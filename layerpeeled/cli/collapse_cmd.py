@@ -136,6 +136,8 @@ def run_onset(args) -> int:
     if o.penalized is not None:
         print(f"minority examples per class at the onsets: n_B = {_fmt(o.penalized['onset_nB'])} (collapse), "
               f"{_fmt(o.penalized['vanish_nB'])} (vanishing)")
+        print(f"closed form sqrt(n_B)/N = sqrt(lambda_W lambda_H): R_0 = {_fmt(o.penalized['onset_closed_form'])}"
+              + ("" if o.penalized["onset_closed_form"] else " (collapsed at every R >= 1)"))
     if R is not None:
         print(f"at R = {R:g}: oversample the minority by w_r > {out['min_wr']:.8g} to avoid collapse")
     for note in o.notes:

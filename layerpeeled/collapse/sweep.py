@@ -9,7 +9,7 @@ from tqdm.auto import tqdm
 
 from ..losses import LOSSES
 from ..problem import LPMProblem, PenalizedLPM, step_counts
-from ..solvers import solve
+from ..solvers import choose_method, solve
 from ..sweeps import ResultStore, config_key
 from .mitigation import effective_counts
 
@@ -63,9 +63,18 @@ def config_problem(config: dict) -> LPMProblem | PenalizedLPM:
     return LPMProblem(counts, config["EH"], config["EW"], loss)
 
 
-def solve_config(config: dict) -> dict:
-    """The record of one configuration: certificate, cost, and majority/minority geometry."""
-    result = solve(config_problem(config), config["method"], tol=config["tol"])
+def solve_config(config: dict, warm: dict | None = None) -> dict:
+    """The record of one configuration: certificate, cost, and majority/minority geometry.
+
+    ``warm``: a dict carried along a run of configurations; a reduced solve then starts from the
+    previous reduced solution (a Newton polish from a neighbour; ignored where shapes differ)."""
+    problem = config_problem(config)
+    options = {}
+    if warm is not None and "x" in warm and choose_method(problem) == "reduced" and config["method"] in ("auto", "reduced"):
+        options["warm"] = warm["x"]
+    result = solve(problem, config["method"], tol=config["tol"], **options)
+    if warm is not None and "x" in result.state:
+        warm["x"] = result.state["x"]
     rec = {k: getattr(result, k) for k in ("value", "gap", "method", "status", "iterations", "seconds")}
     rec["EW_opt"], rec["EH_opt"] = result.energies  # the energies of the optimum (the budgets, when constrained)
     rec.update(result.geometry.flat())  # R = w_r: one group, which is then majority and minority alike
@@ -74,9 +83,9 @@ def solve_config(config: dict) -> dict:
 
 def solve_into(configs: list[dict], folder: str) -> int:
     """Solve ``configs`` and store each record in ``folder`` as soon as it is done (a Dask task)."""
-    store = ResultStore(folder)
+    store, warm = ResultStore(folder), {}
     for config in configs:
-        store.put(config, solve_config(config))
+        store.put(config, solve_config(config, warm))
     return len(configs)
 
 
@@ -88,7 +97,9 @@ def run_sweep(configs: list[dict], store: ResultStore, progress: bool = True, sc
     """
     from ..sweeps.parallel import check_workers
 
-    todo = [c for c in configs if not store.has(c)]
+    # solved in order of R within each setting, so that each solve starts from its neighbour's solution
+    todo = sorted((c for c in configs if not store.has(c)),
+                  key=lambda c: (sorted((k, str(v)) for k, v in c.items() if k != "R"), c["R"]))
     if todo and (scheduler or (check_workers(workers) or 1) > 1):
         from ..sweeps.parallel import dask_client, run_tasks, shared_folder
 
@@ -99,15 +110,17 @@ def run_sweep(configs: list[dict], store: ResultStore, progress: bool = True, sc
             run_tasks(solve_into, [(chunk, folder) for chunk in chunks], client,
                       keys=[f"solve-{config_key(chunk[0])}" for chunk in chunks], progress=progress, desc="model sweep")
     else:
+        warm = {}
         for config in tqdm(todo, desc="model sweep", unit="solve", disable=not progress):
-            store.put(config, solve_config(config))
+            store.put(config, solve_config(config, warm))
     store.export()
     return [store.get(c) for c in configs]
 
 
 def sweep_in_memory(configs: list[dict]) -> list[dict]:
     """Records without a store (for figures and benchmarks)."""
-    return [{"config": c, **solve_config(c)} for c in configs]
+    warm = {}
+    return [{"config": c, **solve_config(c, warm)} for c in configs]
 
 
 def paper_ratios(n: int = 41, step: float = 0.1) -> list[float]:

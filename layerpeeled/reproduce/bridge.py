@@ -6,7 +6,9 @@ three calibrations of the LPM predict, set beside what was measured.
 - ``weight-decay``: the penalized LPM at the run's own weight decay, lambda_W = lambda_H = wd,
   and its bias decayed by wd as in training (SGD decays every parameter alike);
 - ``fitted``: the constrained LPM at one effective E_H E_W for the whole series, fitted to the
-  other runs' minority cosines and judged on the held-out run (leave-one-out).
+  other runs' minority cosines and judged on the held-out run (leave-one-out);
+- ``fitted-decay``: the penalized LPM at one effective weight decay (lambda_W = lambda_H = lambda_b)
+  for the whole series, fitted and judged the same way.
 A vanished minority in the model (cosine undefined, the limit of full collapse) counts as cosine
 1 when errors are taken.
 """
@@ -26,8 +28,12 @@ CALIBRATIONS = {
     "measured": "constrained LPM at the measured E_H, E_W",
     "weight-decay": "penalized LPM at the run's weight decay",
     "fitted": "constrained LPM at one fitted E_H E_W (leave-one-out)",
+    "fitted-decay": "penalized LPM at one fitted weight decay (leave-one-out)",
 }
-FIT_PRODUCTS = np.logspace(-1, 3, 41)  # the effective E_H E_W searched by the fitted calibration
+FITS = {  # the one parameter each fitted calibration searches, on a log grid
+    "fitted": np.logspace(-1, 3, 41),  # E_H E_W
+    "fitted-decay": np.logspace(-5, -1, 41),  # lambda_W = lambda_H = lambda_b
+}
 
 
 def _counts(record: dict) -> tuple:
@@ -67,7 +73,7 @@ def _errors(pred: dict, meas: dict) -> dict:
 
 
 def model_problem(record: dict, calibration: str, weight_decay: float | None = None, product: float | None = None):
-    """The LPM a calibration solves for one network record."""
+    """The LPM a calibration solves for one network record (``product``: the fitted parameter)."""
     counts = _counts(record)
     if calibration == "measured":
         return LPMProblem(counts, record["EH"], record["EW"])
@@ -75,6 +81,8 @@ def model_problem(record: dict, calibration: str, weight_decay: float | None = N
         return PenalizedLPM(counts, weight_decay, weight_decay, weight_decay)
     if calibration == "fitted":
         return LPMProblem(counts, product, 1.0)
+    if calibration == "fitted-decay":
+        return PenalizedLPM(counts, product, product, product)
     raise ValueError(f"calibration must be one of {list(CALIBRATIONS)}, got {calibration!r}")
 
 
@@ -86,31 +94,32 @@ def bridge(record: dict, weight_decay: float) -> dict:
             "abs_error": {c: _errors(p, meas) for c, p in pred.items()}}
 
 
-def fit_product(records: list[dict]) -> float:
-    """The E_H E_W (on :data:`FIT_PRODUCTS`) whose predicted minority cosines are closest to the
-    measured ones on average over ``records``."""
-    def loss(E):
-        errs = [_errors(_predict(model_problem(r, "fitted", product=E)), compared(r)).get("minority_w_cos")
+def fit_product(records: list[dict], calibration: str = "fitted") -> float:
+    """The parameter of a fitted calibration (on its grid in :data:`FITS`) whose predicted minority
+    cosines are closest to the measured ones on average over ``records``."""
+    def loss(value):
+        errs = [_errors(_predict(model_problem(r, calibration, product=value)), compared(r)).get("minority_w_cos")
                 for r in records]
         errs = [e for e in errs if e is not None]
         return np.mean(errs) if errs else np.inf
 
-    return float(min(FIT_PRODUCTS, key=loss))
+    return float(min(FITS[calibration], key=loss))
 
 
 def bridge_series(records: list[dict]) -> list[dict]:
-    """Every calibration for every run of a series (records carry their ``config``): the fitted one
-    leave-one-out, so each run is predicted by a product fitted without it (nor its other seeds)."""
+    """Every calibration for every run of a series (records carry their ``config``): the fitted ones
+    leave-one-out, so each run is predicted by a parameter fitted without it (nor its other seeds)."""
     from .scales import without_seed
 
     out = []
     for rec in records:
         b = bridge(rec, rec["config"]["weight_decay"])
-        others = [r for r in records if without_seed(r["config"]) != without_seed(rec["config"])]
-        E = fit_product(others) if others else fit_product(records)
-        b["fitted_product"] = E
-        b["predicted"]["fitted"] = _predict(model_problem(rec, "fitted", product=E))
-        b["abs_error"]["fitted"] = _errors(b["predicted"]["fitted"], b["measured"])
+        others = [r for r in records if without_seed(r["config"]) != without_seed(rec["config"])] or records
+        for calibration, key in (("fitted", "fitted_product"), ("fitted-decay", "fitted_decay")):
+            value = fit_product(others, calibration)
+            b[key] = value
+            b["predicted"][calibration] = _predict(model_problem(rec, calibration, product=value))
+            b["abs_error"][calibration] = _errors(b["predicted"][calibration], b["measured"])
         out.append(b)
     return out
 

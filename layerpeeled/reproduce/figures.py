@@ -142,7 +142,7 @@ def bridge_overlay(records, bridges, folder, title, formats=("png",)):
             x_of = lambda p: pos(p[0]["config"]["R"])
             tag = f"$K_A$={KA}, wd={wd:g}" + (f", $w_r$={wr}" if wr != 1 else "")
             _line(ax, _points(pairs, x_of, lambda p: p[1]["measured"][key]), "o-", f"C{i}", f"network, {tag}", lw=2)
-            for style, cal in zip(("s--", "^:", "v-."), CALIBRATIONS):
+            for style, cal in zip(("s--", "^:", "v-.", "D:"), CALIBRATIONS):
                 _line(ax, _points(pairs, x_of, lambda p: p[1]["predicted"].get(cal, {}).get(key)), style, f"C{i}",
                       f"{CALIBRATIONS[cal]}, {tag}", mfc="none", alpha=0.8)
         ax.set_ylabel(label)

@@ -44,7 +44,7 @@ def _bridge_rows(records, bridges):
                "minority test acc": r["test_acc_minority"], "E_W": b["EW"], "E_H": b["EH"],
                "cos measured": b["measured"]["minority_w_cos"]}
         row.update({f"cos {c}": b["predicted"][c]["minority_w_cos"] for c in CALIBRATIONS if c in b["predicted"]})
-        row["fitted E_H E_W"] = b.get("fitted_product")
+        row["fitted E_H E_W"], row["fitted decay"] = b.get("fitted_product"), b.get("fitted_decay")
         row["norm ratio measured"] = b["measured"]["norm_ratio"]
         row.update({f"norm ratio {c}": b["predicted"][c]["norm_ratio"] for c in CALIBRATIONS if c in b["predicted"]})
         rows.append(row)
@@ -143,14 +143,15 @@ def reproduce(figures, scale: str = "cpu", out="results", dataset: str = "fashio
                              "text": summarise(bridges) + "." + _seed_text(recs), "table": _bridge_rows(recs, bridges),
                              "settings": configs[f]})
         paths = netfig.bridge_overlay(all_recs, all_bridges, figdir,
-                                      "Three calibrations of the model (dashed, dotted, dash-dot) over the networks (solid)", formats)
+                                      "Four calibrations of the model (open markers) over the networks (solid)", formats)
         sections.append({"title": "The bridge: how close the model came", "figures": [p for p in paths if p.suffix == ".png"],
-                         "text": "For every trained network three calibrations of the LPM predict its minority geometry "
+                         "text": "For every trained network four calibrations of the LPM predict its minority geometry "
                                  "from its class counts (R = inf solved as R = " f"{INF_SURROGATE:g}): "
                                  "the constrained model at the measured energies E_W = mean |w_k|^2, E_H = mean over "
                                  "classes of the mean |h|^2; the penalized model at the run's weight decay "
-                                 "(lambda_W = lambda_H = lambda_b = wd); and the constrained model at one effective "
-                                 "E_H E_W fitted on the other runs of the same figure (leave-one-out). A vanished "
+                                 "(lambda_W = lambda_H = lambda_b = wd); the constrained model at one effective "
+                                 "E_H E_W and the penalized model at one effective weight decay, each fitted on the "
+                                 "other runs of the same figure (leave-one-out). A vanished "
                                  "minority counts as cosine 1. " + summarise(all_bridges) + "." + _seed_text(all_recs)})
         paths = netfig.nc_over_training(_histories(store, union), figdir, f"NC1-NC4 over training: {title}", formats)
         sections.append({"title": "Neural collapse over training, per run", "figures": [p for p in paths if p.suffix == ".png"],

@@ -23,7 +23,7 @@ from .fista import FistaOutcome
 
 MAX_STEPS = 40  # Newton steps before handing back to proximal gradient
 POLISH_FROM = 1e-3  # relative gap at which proximal gradient hands over to Newton ...
-FIRST_STEPS = 30  # ... or after this many steps, whichever comes first
+FIRST_STEPS = 3  # ... or after this many steps, whichever comes first
 WARM_STEPS = 8  # Newton steps tried from a warm start before starting afresh
 
 
@@ -172,16 +172,27 @@ def first_order_then_newton(run, fp: FactoredProgram, certify, *, tol, warm=None
     x0 None for its own start, max_iter None for its own limit), Newton polish to ``tol``, and
     proximal gradient again from the polished point if the polish fell short. ``warm``: a nearby
     solution (a neighbour in a sweep or a bracket) to polish first, skipping the first phase when
-    that suffices. Returns the outcome and the number of Newton steps."""
-    if warm is not None:
+    that suffices; ignored unless it has this program's shape. Returns the outcome and the number
+    of Newton steps."""
+    if warm is not None and np.shape(warm) == (fp.n,):  # a start of another shape is no neighbour: ignored
         F, gap, x, steps = polish(fp, warm, certify, tol=tol, max_steps=WARM_STEPS, **form)
         if gap <= tol * abs(F):
-            return FistaOutcome(x, F, gap, 0, True), steps
+            return _snapped(run, x, F, gap, 0, tol), steps
     out = run(None, max(tol, POLISH_FROM), FIRST_STEPS)
     if out.converged and out.gap <= tol * abs(out.value):
         return out, 0
     F, gap, x, steps = polish(fp, out.x, certify, tol=tol, **form)
     if gap <= tol * abs(F):
-        return FistaOutcome(x, F, gap, out.iterations, True), steps
+        return _snapped(run, x, F, gap, out.iterations, tol), steps
     again = run(x, tol, None)
     return FistaOutcome(again.x, again.value, again.gap, out.iterations + again.iterations, again.converged), steps
+
+
+def _snapped(run, x, F, gap, iterations, tol):
+    """One proximal step from Newton's point: blocks that are zero at the optimum come out exactly
+    zero (Newton only drives them towards it), as the proximal solvers return them; kept when it
+    is certified to ``tol`` too."""
+    snap = run(x, tol, 1)
+    if snap.gap <= tol * abs(snap.value):
+        return FistaOutcome(snap.x, snap.value, snap.gap, iterations + 1, True)
+    return FistaOutcome(x, F, gap, iterations, True)

@@ -133,6 +133,19 @@ class PenalizedReduced:
         K = self.prog.K
         return beta - float(K @ beta) / K.sum() if beta.size else beta
 
+    def start(self):
+        """The balanced optimum at the mean count n = N/K (Zhu et al.: Z = rho (I - 11^T/K) with
+        rho = log((1 - (K-1) q)/q), q = sqrt(lambda_W lambda_H n); at least rho = 1, as zero is a
+        saddle of the factored program), written with this problem's row scale and restricted to the
+        face held: a start of the right scale for the polish."""
+        prog, K = self.prog, float(self.prog.K.sum())
+        q = self.problem.mu * math.sqrt(float(self.problem.counts.sum()) / K)
+        rho = max(math.log((1 - (K - 1) * q) / q) if q * K < 1 else 0.0, 1.0)  # never the saddle at 0
+        b = np.where(prog.free, (prog.K - 1) * self.scale * rho, 0.0)
+        M = 0.0 * prog.sqrtKK if self.zero_between else \
+            self.scale[:, None] * rho * (np.eye(self.G) - prog.sqrtKK / K)
+        return np.concatenate([b, M.ravel(), np.zeros(self.G if self.has_bias else 0)])
+
     def certify(self, x):
         """(value, certified gap, x) of the (restricted) penalized program at x."""
         f, g = self.value_grad(x)
@@ -171,7 +184,7 @@ def solve_penalized_reduced(problem, *, tol: float = 1e-9, max_iter: int = 20000
     prog = PenalizedReduced(problem, collapsed, zero_between)
 
     def run(x0, goal, steps):
-        x0 = np.zeros(prog.G + prog.G**2 + (prog.G if prog.has_bias else 0)) if x0 is None else x0
+        x0 = prog.start() if x0 is None else x0
         return fista(x0, prog.value_grad, prog.prox, prog.gap, lipschitz=prog.lipschitz(), tol=goal,
                      max_iter=steps or max_iter, callback=callback, check_every=2, total=prog.total)
 
