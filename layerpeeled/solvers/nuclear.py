@@ -41,57 +41,14 @@ def project_nuclear(Z, radius: float):
     Singular pairs come from the symmetric eigenproblem of Z^T Z, about 3x cheaper than an SVD;
     Z V scales each right singular vector by its singular value, so U is never formed.
     """
-    return _project_full(Z, radius)[0]
-
-
-def _project_full(Z, radius: float):
-    """The projection, and the right singular vectors of Z by decreasing singular value with the
-    number of singular values the projection keeps."""
     xp = array_namespace(Z)
     lam, V = xp.linalg.eigh(Z.T @ Z)
     s = xp.sqrt(xp.maximum(lam, 0.0 * lam))
     shrunk = project_l1_nonneg(s, radius)
-    kept = int(xp.sum(shrunk > 0))
-    V_desc = xp.flip(V, axis=1)
     if shrunk is s:
-        return Z, V_desc, Z.shape[0]
+        return Z
     scale = xp.where(s > 0, shrunk / xp.where(s > 0, s, 1.0 + 0.0 * s), 0.0 * s)
-    return ((Z @ V) * scale) @ V.T, V_desc, kept
-
-
-class SubspaceProjector:
-    """Projection onto the nuclear-norm ball for iterates of low rank: one step of subspace iteration
-    from the previous step's singular subspace (a few K x K x k products) instead of a full K x K
-    eigendecomposition. The result is always feasible (its singular values are shrunk onto the l1
-    ball exactly); it equals the exact projection when the subspace holds every singular vector the
-    projection keeps, so the subspace carries a margin of extra vectors, is refreshed by a full
-    eigendecomposition every ``refresh`` calls, and the full projection runs whenever the kept
-    directions fill the subspace. Whatever it returns, the solver's certificate is exact."""
-
-    def __init__(self, radius: float, refresh: int = 20):
-        self.radius, self.refresh, self.calls, self.Q = radius, refresh, 0, None
-
-    def _margin(self, kept: int) -> int:
-        return max(8, kept // 8)
-
-    def __call__(self, Z, step=None):
-        xp = array_namespace(Z)
-        self.calls += 1
-        K = Z.shape[0]
-        if self.Q is None or self.calls % self.refresh == 0:
-            P, V, kept = _project_full(Z, self.radius)
-            self.Q = V[:, :min(K, kept + self._margin(kept))] if kept + self._margin(kept) < K // 2 else None
-            return P
-        X, _ = xp.linalg.qr(Z.T @ (Z @ self.Q))
-        U, s, Wt = xp.linalg.svd(Z @ X, full_matrices=False)
-        shrunk = project_l1_nonneg(s, self.radius)
-        kept = int(xp.sum(shrunk > 0))
-        if shrunk is s or kept + self._margin(kept) // 2 > s.shape[0]:  # the subspace may be too small: full
-            self.Q = None
-            return self(Z)
-        right = X @ Wt.T
-        self.Q = right[:, :min(s.shape[0], kept + self._margin(kept))]
-        return (U[:, :kept] * shrunk[:kept]) @ right[:, :kept].T
+    return ((Z @ V) * scale) @ V.T
 
 
 def spectral_bounds(G) -> tuple[float, float]:
