@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .losses import CrossEntropy, Loss
+from .losses import CrossEntropy, Loss, parse_loss
 
 MAX_MARGIN = 650.0  # exp(-650) ~ 1e-282: beyond such logit margins every loss underflows double precision
 _ITEM = re.compile(r"^\s*([^xX*\s]+)\s*(?:[xX*]\s*(\S+))?\s*$")
@@ -118,8 +118,10 @@ class _Counts:
     loss: Loss
 
     def _check_loss(self):
+        if isinstance(self.loss, str):  # a spec string such as "la:tau=1"
+            object.__setattr__(self, "loss", parse_loss(self.loss))
         if not isinstance(self.loss, Loss):
-            raise TypeError(f"loss must implement layerpeeled.losses.Loss, got {self.loss!r}")
+            raise TypeError(f"loss must be a layerpeeled.losses.Loss or a loss spec string, got {self.loss!r}")
 
     @property
     def K(self) -> int:
@@ -189,7 +191,7 @@ class LPMProblem(_Counts):
         return LPMProblem(counts, self.EH, self.EW, self.loss)
 
     def __repr__(self) -> str:
-        return f"LPMProblem(counts={self._counts_repr()}, EH={self.EH:g}, EW={self.EW:g}, loss={self.loss.name})"
+        return f"LPMProblem(counts={self._counts_repr()}, EH={self.EH:g}, EW={self.EW:g}, loss={self.loss.spec})"
 
 
 @dataclass(frozen=True)
@@ -254,4 +256,4 @@ class PenalizedLPM(_Counts):
     def __repr__(self) -> str:
         bias = "no bias" if self.lambda_b is None else f"lambda_b={self.lambda_b:g}"
         return (f"PenalizedLPM(counts={self._counts_repr()}, lambda_W={self.lambda_W:g}, lambda_H={self.lambda_H:g}, "
-                f"{bias}, loss={self.loss.name})")
+                f"{bias}, loss={self.loss.spec})")

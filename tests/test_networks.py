@@ -232,3 +232,37 @@ def test_real_fashion_mnist_tiny_run(tmp_path, capsys):
     rec = json.loads((tmp_path / "run" / "records.json").read_text())[-1]
     assert rec["class_counts"] == [100] * 5 + [10] * 5
     assert rec["test_acc"] > 0.3  # real images: two epochs already beat chance by far
+
+
+@pytest.mark.parametrize("spec", ["cross-entropy", "la:tau=1", "vs:gamma=0.2,tau=1", "cdt:gamma=0.3", "ldam:C=0.5",
+                                  "ls:eps=0.1"])
+def test_training_loss_is_the_models_loss_on_a_batch(spec):
+    """The torch loss on network logits equals the model's loss rows (layerpeeled.losses) averaged."""
+    from layerpeeled.losses import parse_loss
+    from layerpeeled.networks.train import training_loss
+
+    counts = np.array([400, 400, 400, 30, 30, 0])  # a class without examples (R = inf) too
+    gen = torch.Generator().manual_seed(3)
+    logits, y = torch.randn(12, 6, generator=gen, dtype=torch.float64) * 3, torch.tensor([0, 1, 2, 3, 4] * 2 + [0, 3])
+    got = float(training_loss(spec, counts, "cpu")(logits.float(), y))
+    loss = parse_loss(spec)
+    model_counts = np.where(counts > 0, counts, counts.max() / 1e12)
+    coef = loss.row_coefficients(model_counts)
+    Z = logits.numpy()
+    rows = []
+    for i, k in enumerate(y.tolist()):
+        c = None if coef is None else tuple(np.atleast_1d(a[k]) if a.ndim == 1 else a for a in coef)
+        others, mult = Z[i][None, :], (np.arange(6) != k)[None, :].astype(float)
+        rows.append(loss.rows(np.array([Z[i, k]]), others, mult, c)[0][0])
+    assert got == pytest.approx(float(np.mean(rows)), rel=1e-5)
+
+
+@pytest.mark.parametrize("spec", ["la:tau=1", "ldam:C=0.5", "ls:eps=0.1", "vs:gamma=0.2,tau=1"])
+def test_tiny_training_with_each_loss(tmp_path, spec):
+    cfg = _tiny(tmp_path, R=4.0, loss=spec)
+    rec = train(cfg, tmp_path / "run", progress=False)
+    assert cfg.loss == spec and json.loads((tmp_path / "run" / "config.json").read_text())["loss"] == spec
+    assert np.isfinite(rec["epoch_loss"]) and rec["minority_w_cos"] is not None
+    assert "loss" not in _tiny(tmp_path).to_json()  # cross-entropy runs keep the keys they had before losses
+    with pytest.raises(ValueError, match="unknown loss"):
+        _tiny(tmp_path, loss="focal")

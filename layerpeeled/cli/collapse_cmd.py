@@ -5,10 +5,9 @@ from contextlib import nullcontext
 
 from ..collapse.mitigation import MITIGATIONS
 from ..jsonio import dumps
-from ..losses import LOSSES
 from ..plotting import FORMATS, check_formats
 from ..solvers import METHODS
-from .values import VALUES_HELP, add_parallel_args, chosen_form, parse_values
+from .values import LOSS_HELP, VALUES_HELP, add_parallel_args, chosen_form, parse_values
 
 
 def register(sub):
@@ -29,6 +28,7 @@ def register(sub):
                    help="penalized form: feature penalty, summed over examples")
     p.add_argument("--lambda-b", dest="lambda_b", type=float, default=None,
                    help="penalized form: bias penalty, 0 for a free bias (default: no bias)")
+    p.add_argument("--loss", default="cross-entropy", help=LOSS_HELP)
     p.add_argument("--rel", type=float, default=1e-9, help="relative precision of the onsets in R")
     p.add_argument("--R", default=None, help="also report the smallest oversampling factor avoiding collapse at this "
                                              "finite ratio R = n_A/n_B >= 1")
@@ -56,7 +56,7 @@ def register(sub):
     p.add_argument("--wr", default="1", help="oversampling / re-weighting factors w_r >= 1 of the minority (a value "
                                              "list; constrained form only)")
     p.add_argument("--mitigation", default="oversample", choices=MITIGATIONS, help="how w_r is applied")
-    p.add_argument("--loss", default="cross-entropy", choices=sorted(LOSSES), help="loss of the model")
+    p.add_argument("--loss", default="cross-entropy", help=LOSS_HELP)
     p.add_argument("--method", default="auto", choices=METHODS, help="solver")
     p.add_argument("--tol", type=float, default=1e-9, help="certified relative gap of every solve")
     p.add_argument("--out", required=True, help="folder of the records and table.csv (re-runs skip finished configurations)")
@@ -96,7 +96,8 @@ def _penalized_onset(args):
 
     if chosen_form(args, ("EH", "EW", "products"), PENALIZED, PENALIZED_REQUIRED) == "constrained":
         return None
-    return find_penalized_onset(args.KA, args.KB, args.nA, args.lambda_W, args.lambda_H, args.lambda_b, rel=args.rel)
+    return find_penalized_onset(args.KA, args.KB, args.nA, args.lambda_W, args.lambda_H, args.lambda_b, rel=args.rel,
+                                loss=args.loss)
 
 
 def run_onset(args) -> int:
@@ -110,7 +111,8 @@ def run_onset(args) -> int:
     if args.products:
         products = parse_values(args.products, "products")
         with _client(args) as client:
-            onsets = onset_vs_energy(args.KA, args.KB, products, rel=args.rel, client=client, progress=not args.json)
+            onsets = onset_vs_energy(args.KA, args.KB, products, rel=args.rel, client=client, progress=not args.json,
+                                     loss=args.loss)
         rows = [{"EH*EW": E, "onset": o.onset, "vanish": o.vanish} for E, o in zip(products, onsets)]
         if args.json:
             print(dumps({"KA": args.KA, "KB": args.KB, "onsets": rows}))
@@ -118,7 +120,7 @@ def run_onset(args) -> int:
             print(f"E_H*E_W = {row['EH*EW']:<10.4g} R_0 = {_fmt(row['onset']):<14} R_v = {_fmt(row['vanish'])}")
         return 0
     o = penalized or find_onset(args.KA, args.KB, 5.0 if args.EH is None else args.EH,
-                                1.0 if args.EW is None else args.EW, rel=args.rel)
+                                1.0 if args.EW is None else args.EW, rel=args.rel, loss=args.loss)
     out = o.to_dict()
     if R is not None:
         out["R"], out["min_wr"] = R, min_oversampling(R, o.onset)
@@ -128,7 +130,7 @@ def run_onset(args) -> int:
     form = (f"E_H = {o.EH:g}, E_W = {o.EW:g}" if o.penalized is None else
             ", ".join(f"{k} = {v:g}" for k, v in o.penalized.items() if k in ("nA", "lambda_W", "lambda_H") and v is not None)
             + (", no bias" if o.penalized["lambda_b"] is None else f", lambda_b = {o.penalized['lambda_b']:g}"))
-    print(f"K_A = {o.KA}, K_B = {o.KB}, {form} ({o.evaluations} margin evaluations, {o.seconds:.3g} s)")
+    print(f"K_A = {o.KA}, K_B = {o.KB}, {form}, loss {o.loss} ({o.evaluations} margin evaluations, {o.seconds:.3g} s)")
     print(f"collapse onset  R_0 = {_fmt(o.onset)}" + (
         f"   margins {o.onset_margins[0]:+.2e} at R = {o.onset_bracket[0]:.10g}, {o.onset_margins[1]:+.2e} at {o.onset_bracket[1]:.10g}"
         if o.onset_bracket else "   (no collapse up to R = 1e15)"))

@@ -1,6 +1,8 @@
 """``lpm solve``: solve one LPM and print its value, certificate and geometry."""
 from __future__ import annotations
 
+from .values import LOSS_HELP
+
 PAPER_COUNTS = "5000x5,50x5"  # the paper's K = 10, K_A = 5, R = 100 setting
 LONG_SOLVE_K = 30  # SDP solves beyond this many classes print the solver's iterations (unless --json)
 
@@ -19,6 +21,7 @@ def add_problem_args(p, counts_default: str | None = PAPER_COUNTS):
                    help="penalized form: feature penalty lambda_H, summed over all N examples (no default)")
     p.add_argument("--lambda-b", dest="lambda_b", type=float, default=None,
                    help="penalized form: bias penalty lambda_b; 0 is a free bias (default: no bias at all)")
+    p.add_argument("--loss", default="cross-entropy", help=LOSS_HELP)
 
 
 def problem_from_args(args):
@@ -27,8 +30,8 @@ def problem_from_args(args):
     from .values import chosen_form
 
     if chosen_form(args, ("EH", "EW"), ("lambda_W", "lambda_H", "lambda_b"), ("lambda_W", "lambda_H")) == "penalized":
-        return PenalizedLPM(args.counts, args.lambda_W, args.lambda_H, args.lambda_b)
-    return LPMProblem(args.counts, 5.0 if args.EH is None else args.EH, 1.0 if args.EW is None else args.EW)
+        return PenalizedLPM(args.counts, args.lambda_W, args.lambda_H, args.lambda_b, args.loss)
+    return LPMProblem(args.counts, 5.0 if args.EH is None else args.EH, 1.0 if args.EW is None else args.EW, args.loss)
 
 
 def register(sub):

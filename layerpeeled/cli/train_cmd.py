@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from ..networks.config import IMBALANCES, MODEL_NAMES, PRESETS
 from ..networks.data import DATASETS
+from .values import LOSS_HELP
 
 # options a preset fills and the command line may override: name -> (type, help)
 OVERRIDABLE = {"nA": (int, "majority examples per class n_A (preset: 1000 for cpu, 6000/5000 for paper)"),
@@ -35,6 +36,8 @@ def register(sub):
         p.add_argument(f"--{name.replace('_', '-')}", dest=name, type=kind, default=None, help=f"{text} (default: the preset's)")
     p.add_argument("--milestones", default=None, help="comma list of epochs after which the learning rate is divided "
                                                       "by 10 (default: the preset's)")
+    p.add_argument("--loss", default=None, help=LOSS_HELP.replace("of the model", "on the network's logits, its "
+                                                                   "coefficients from the training counts") + " (new run: cross-entropy)")
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:1 ... (auto: CUDA when present)")
     p.add_argument("--out", required=True, help="run folder: config, records, checkpoint, figure")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
@@ -46,7 +49,8 @@ def run(args) -> int:
     from ..networks.config import TrainConfig, load_run_config, make_config
     from ..networks.train import train
 
-    given = {k: getattr(args, k) for k in ("dataset", "data_dir", "model", "KA", "R", "wr", "imbalance", *OVERRIDABLE)}
+    given = {k: getattr(args, k) for k in ("dataset", "data_dir", "model", "KA", "R", "wr", "imbalance", "loss",
+                                           *OVERRIDABLE)}
     if args.milestones:
         try:
             given["milestones"] = tuple(int(m) for m in args.milestones.split(","))
@@ -62,7 +66,8 @@ def run(args) -> int:
         config = make_config(args.preset, **{**DEFAULTS, **given})
     rec = train(config, args.out, resume=args.resume, device=args.device)
     cos = rec.get("minority_w_cos")
-    print(f"{config.model} on {config.dataset}, K_A = {config.KA}, R = {ratio_label(config.R)}, w_r = {config.wr}: "
+    print(f"{config.model} on {config.dataset}, K_A = {config.KA}, R = {ratio_label(config.R)}, w_r = {config.wr}, "
+          f"loss {config.loss}: "
           f"train acc {rec['train_acc']:.4f}, test acc {rec['test_acc']:.4f}, minority cosine "
           f"{'undefined' if cos is None else f'{cos:.4f}'}, NC1 {rec['nc1']:.3g}")
     print(f"run folder: {args.out}")

@@ -6,6 +6,9 @@ import math
 
 import numpy as np
 
+LOSS_HELP = ("loss of the model: cross-entropy, la:tau=1 (logit adjustment), vs:gamma=0.2,tau=1 (vector "
+             "scaling), cdt:gamma=0.3 (class-dependent temperature), ldam:C=0.5 (margins), ls:eps=0.1 (label "
+             "smoothing); parameters left out take these defaults (SPEC §1)")
 VALUES_HELP = ("Value lists: a comma list (1,10,100), logspace:a:b:n (n values from 10^a to 10^b, evenly spaced "
                "in log scale; logspace:0:4:41 is 1, 10^0.1, ..., 10^4) or linspace:a:b:n (n values from a to b).")
 

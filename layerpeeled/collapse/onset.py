@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from ..losses import CrossEntropy
 from ..problem import LPMProblem, PenalizedLPM, step_counts
 from ..solvers.penalized import solve_penalized_reduced
 from ..solvers.reduced import ReducedProgram, solve_reduced
@@ -32,19 +33,19 @@ def margin_tol(rel: float) -> float:
     return min(1e-8, max(1e-12, rel * 1e-3))
 
 
-def _problem(KA: int, KB: int, R: float, EH: float, EW: float) -> LPMProblem:
-    return LPMProblem(step_counts(KA, KB, R), EH, EW)
+def _problem(KA: int, KB: int, R: float, EH: float, EW: float, loss="cross-entropy") -> LPMProblem:
+    return LPMProblem(step_counts(KA, KB, R), EH, EW, loss)
 
 
 def collapse_margin(KA: int, KB: int, R: float, EH: float = 5.0, EW: float = 1.0, tol: float = 1e-13,
-                    warm: dict | None = None) -> float:
+                    warm: dict | None = None, loss="cross-entropy") -> float:
     """phi_c(R): negative iff the minority classifiers coincide at the optimum.
 
     ``warm``: a dict carried from call to call of one search; each restricted solve starts from the
     previous one's solution (a Newton polish from a neighbour instead of a solve from scratch)."""
     if KB < 2:
         raise ValueError(f"collapse needs at least two minority classes, got KB = {KB!r}")
-    r = solve_reduced(_problem(KA, KB, R, EH, EW), collapsed=[1], tol=tol, warm=_warm_start(warm))
+    r = solve_reduced(_problem(KA, KB, R, EH, EW, loss), collapsed=[1], tol=tol, warm=_warm_start(warm))
     _keep(warm, r)
     return abs(r.state["b_gradient"][1]) / r.state["multiplier"] - 1.0
 
@@ -58,15 +59,17 @@ def _keep(warm, result):
         warm["x"] = result.state["x"]
 
 
-def vanish_margin(KA: int, KB: int, R: float, EH: float = 5.0, EW: float = 1.0) -> float:
+def vanish_margin(KA: int, KB: int, R: float, EH: float = 5.0, EW: float = 1.0, loss="cross-entropy") -> float:
     """phi_v(R) (<= 0 iff the optimum has vanished minority classifiers); closed form, no solve."""
     if KA < 2:  # a single majority class cannot form a simplex on its own
         return math.inf
-    prog = ReducedProgram(_problem(KA, KB, R, EH, EW))
+    prog = ReducedProgram(_problem(KA, KB, R, EH, EW, loss))
     x = np.zeros(2 + 4)
     x[0] = prog.tau
     _, gb, gM = prog.derivatives(x)
-    return max(abs(gb[1]), float(np.linalg.norm(gM, 2))) / abs(gb[0]) - 1.0
+    if gb[0] >= 0:  # growing the majority simplex does not lower the loss: that point is no optimum
+        return math.inf
+    return max(abs(gb[1]), float(np.linalg.norm(gM, 2))) / -gb[0] - 1.0
 
 
 @dataclass(frozen=True)
@@ -86,6 +89,7 @@ class Onset:
     seconds: float = 0.0
     notes: list = field(default_factory=list)
     penalized: dict | None = None  # penalized form: nA, lambda_W, lambda_H, lambda_b, and n_B at each onset
+    loss: str = "cross-entropy"  # the loss's spec string
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -119,32 +123,33 @@ def _first_sign_change(fn, start: float = R_MIN):
     return None
 
 
-def find_onset(KA: int, KB: int, EH: float = 5.0, EW: float = 1.0, rel: float = 1e-9) -> Onset:
-    """R_0 and R_v for step imbalance, each to relative precision ``rel`` in R.
+def find_onset(KA: int, KB: int, EH: float = 5.0, EW: float = 1.0, rel: float = 1e-9, loss="cross-entropy") -> Onset:
+    """R_0 and R_v for step imbalance, each to relative precision ``rel`` in R (counts n_A = 1 and
+    1/R: the constrained model sees only ratios, except through ldam's margins C / n^(1/4)).
 
     Both margins are assumed to change sign once (checked: a bracket of opposite signs is returned).
     """
     start = time.perf_counter()
     _check_classes(KA, KB)
-    _problem(KA, KB, 2.0, EH, EW)  # validates the energies
+    loss = _problem(KA, KB, 2.0, EH, EW, loss).loss  # validates the energies and the loss
     calls, warm = [0], {}
 
     def phi_c(R):
         calls[0] += 1
-        return collapse_margin(KA, KB, R, EH, EW, tol=margin_tol(rel), warm=warm)
+        return collapse_margin(KA, KB, R, EH, EW, tol=margin_tol(rel), warm=warm, loss=loss)
 
     def phi_v(R):
         calls[0] += 1
-        return vanish_margin(KA, KB, R, EH, EW)
+        return vanish_margin(KA, KB, R, EH, EW, loss)
 
     out, notes = _locate(phi_c, phi_v, rel)
     return Onset(KA, KB, float(EH), float(EW), out["onset"][0], out["vanish"][0], out["onset"][1], out["onset"][2],
-                 out["vanish"][1], calls[0], time.perf_counter() - start, notes)
+                 out["vanish"][1], calls[0], time.perf_counter() - start, notes, loss=loss.spec)
 
 
 def _locate(phi_c, phi_v, rel: float):
     """Roots of the collapse and vanishing margins in R, each with the bracket of opposite signs."""
-    out = {}
+    out, notes = {}, []
     for key, fn in (("vanish", phi_v), ("onset", phi_c)):
         span = _first_sign_change(fn)
         if span is None:
@@ -154,41 +159,50 @@ def _locate(phi_c, phi_v, rel: float):
         root = lo if lo == hi else _root(fn, lo, hi, rel)
         delta = max(rel, 1e-7)
         below, above = max(root * (1 - delta), R_MIN), root * (1 + delta)
-        out[key] = (root, (below, above), (fn(below), fn(above)))
-    notes = []
+        evidence = (fn(below), fn(above))
+        if root > R_MIN and not evidence[0] > 0 >= evidence[1]:  # margins at huge R drown in the solves' rounding
+            notes.append(f"{'collapse' if key == 'onset' else 'vanishing'} margin changes sign near R = {root:.3g} "
+                         f"but not across it (margins {evidence[0]:+.2e}, {evidence[1]:+.2e}): not resolved, "
+                         "reported as none")
+            out[key] = (None, None, None)
+            continue
+        out[key] = (root, (below, above), evidence)
     if out["onset"][0] is not None and out["vanish"][0] is not None and out["vanish"][0] < out["onset"][0] * (1 - 1e-6):
         notes.append("vanishing found below the collapse onset: check the margins")
     return out, notes
 
 
-def _penalized(KA, KB, R, nA, lambda_W, lambda_H, lambda_b) -> PenalizedLPM:
-    return PenalizedLPM(step_counts(KA, KB, R, nA), lambda_W, lambda_H, lambda_b)
+def _penalized(KA, KB, R, nA, lambda_W, lambda_H, lambda_b, loss="cross-entropy") -> PenalizedLPM:
+    return PenalizedLPM(step_counts(KA, KB, R, nA), lambda_W, lambda_H, lambda_b, loss)
 
 
-def penalized_collapse_margin(KA, KB, R, nA, lambda_W, lambda_H, lambda_b=None, tol=1e-12, warm=None) -> float:
+def penalized_collapse_margin(KA, KB, R, nA, lambda_W, lambda_H, lambda_b=None, tol=1e-12, warm=None,
+                              loss="cross-entropy") -> float:
     """Penalized form: |df/db_B| / mu - 1 at the optimum with the minority classifiers held identical
     (negative iff that is the full optimum: soft-thresholding keeps b_B = 0 exactly when |df/db_B| <= mu).
     ``warm`` as in :func:`collapse_margin`."""
-    P = _penalized(KA, KB, R, nA, lambda_W, lambda_H, lambda_b)
+    P = _penalized(KA, KB, R, nA, lambda_W, lambda_H, lambda_b, loss)
     r = solve_penalized_reduced(P, collapsed=[1], tol=tol, warm=_warm_start(warm))
     _keep(warm, r)
     return abs(r.state["b_gradient"][1]) / P.mu - 1.0
 
 
-def penalized_vanish_margin(KA, KB, R, nA, lambda_W, lambda_H, lambda_b=None, tol=1e-12, warm=None) -> float:
+def penalized_vanish_margin(KA, KB, R, nA, lambda_W, lambda_H, lambda_b=None, tol=1e-12, warm=None,
+                            loss="cross-entropy") -> float:
     """Penalized form: max(|df/db_B|, sigma_max(df/dM)) / mu - 1 at the optimum with the majority
     alone forming a simplex (b_B = 0, M = 0; the bias free as the model says): <= 0 iff the minority
     classifiers vanish at the full optimum. ``warm`` as in :func:`collapse_margin`."""
     if KA < 2:
         return math.inf
-    P = _penalized(KA, KB, R, nA, lambda_W, lambda_H, lambda_b)
+    P = _penalized(KA, KB, R, nA, lambda_W, lambda_H, lambda_b, loss)
     r = solve_penalized_reduced(P, collapsed=[1], zero_between=True, tol=tol, warm=_warm_start(warm))
     _keep(warm, r)
     return max(abs(r.state["b_gradient"][1]), r.state["M_gradient_norm"]) / P.mu - 1.0
 
 
 def penalized_collapse_threshold(KA: int, KB: int, nA: float, lambda_W: float, lambda_H: float) -> float | None:
-    """The collapse onset of the penalized form in closed form (cross-entropy, any bias mode).
+    """The collapse onset of the penalized form in closed form (cross-entropy, any bias mode; the
+    other losses change df/db_B, and their onsets are located numerically).
 
     On the face b_B = 0 every class of group B has the same logit in a minority row, so the
     softmax gives the target and the other K_B - 1 minority classes equal mass and df/db_B
@@ -208,36 +222,38 @@ def penalized_collapse_threshold(KA: int, KB: int, nA: float, lambda_W: float, l
 
 
 def find_penalized_onset(KA: int, KB: int, nA: float, lambda_W: float, lambda_H: float, lambda_b: float | None = None,
-                         rel: float = 1e-9) -> Onset:
+                         rel: float = 1e-9, loss="cross-entropy") -> Onset:
     """R_0 and R_v (and n_B = n_A / R at each) of the penalized form for step imbalance with n_A
     majority examples per class, each to relative precision ``rel`` in R."""
     start = time.perf_counter()
     _check_classes(KA, KB)
-    _penalized(KA, KB, 2.0, nA, lambda_W, lambda_H, lambda_b)  # validates the penalties and n_A
+    loss = _penalized(KA, KB, 2.0, nA, lambda_W, lambda_H, lambda_b, loss).loss  # validates the penalties, n_A, loss
     calls, warm_c, warm_v = [0], {}, {}
     args = (nA, lambda_W, lambda_H, lambda_b)
 
     def phi_c(R):
         calls[0] += 1
-        return penalized_collapse_margin(KA, KB, R, *args, tol=margin_tol(rel), warm=warm_c)
+        return penalized_collapse_margin(KA, KB, R, *args, tol=margin_tol(rel), warm=warm_c, loss=loss)
 
     def phi_v(R):
         calls[0] += 1
-        return penalized_vanish_margin(KA, KB, R, *args, tol=margin_tol(rel), warm=warm_v)
+        return penalized_vanish_margin(KA, KB, R, *args, tol=margin_tol(rel), warm=warm_v, loss=loss)
 
     out, notes = _locate(phi_c, phi_v, rel)
     nB = {k: None if out[k][0] is None else nA / out[k][0] for k in ("onset", "vanish")}
     info = {"nA": float(nA), "lambda_W": float(lambda_W), "lambda_H": float(lambda_H),
             "lambda_b": None if lambda_b is None else float(lambda_b), "onset_nB": nB["onset"], "vanish_nB": nB["vanish"],
-            "onset_closed_form": penalized_collapse_threshold(KA, KB, nA, lambda_W, lambda_H)}
+            "onset_closed_form": penalized_collapse_threshold(KA, KB, nA, lambda_W, lambda_H)
+            if loss == CrossEntropy() else None}
     return Onset(KA, KB, None, None, out["onset"][0], out["vanish"][0], out["onset"][1], out["onset"][2],
-                 out["vanish"][1], calls[0], time.perf_counter() - start, notes, penalized=info)
+                 out["vanish"][1], calls[0], time.perf_counter() - start, notes, penalized=info, loss=loss.spec)
 
 
-def onset_vs_energy(KA: int, KB: int, products, rel: float = 1e-7, client=None, progress: bool = False) -> list[Onset]:
+def onset_vs_energy(KA: int, KB: int, products, rel: float = 1e-7, client=None, progress: bool = False,
+                    loss="cross-entropy") -> list[Onset]:
     """R_0 and R_v as functions of E_H E_W (the model depends on the product only); with a Dask
     ``client`` each product is one task."""
-    items = [(KA, KB, float(E), 1.0, rel) for E in products]
+    items = [(KA, KB, float(E), 1.0, rel, loss) for E in products]
     if client is None:
         return [find_onset(*item) for item in items]
     from ..sweeps.parallel import run_tasks

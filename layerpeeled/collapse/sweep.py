@@ -7,7 +7,7 @@ import math
 
 from tqdm.auto import tqdm
 
-from ..losses import LOSSES
+from ..losses import parse_loss
 from ..problem import LPMProblem, PenalizedLPM, step_counts
 from ..solvers import choose_method, solve
 from ..sweeps import ResultStore, config_key
@@ -25,9 +25,7 @@ def model_configs(R, KA=(5,), KB=(5,), EH=(5.0,), EW=(1.0,), wr=(1.0,), mitigati
     examples per class), ``lambda_W`` and ``lambda_H`` (and ``lambda_b``: None for no bias, 0 for a
     free one) instead; ``EH``/``EW`` are then ignored, and ``wr`` must be 1 (SPEC defines
     oversampling for the constrained form only)."""
-    if loss not in LOSSES:
-        raise ValueError(f"loss must be one of {sorted(LOSSES)}, got {loss!r}")
-    common = dict(mitigation=mitigation, loss=loss, method=method, tol=float(tol))
+    common = dict(mitigation=mitigation, loss=parse_loss(loss).spec, method=method, tol=float(tol))
     if nA is None and lambda_W is None and lambda_H is None and lambda_b is None:
         grid = itertools.product(_values("R", R), _values("KA", KA), _values("KB", KB), _values("EH", EH),
                                  _values("EW", EW), _values("wr", wr))
@@ -54,7 +52,7 @@ def _values(name, v):
 
 def config_problem(config: dict) -> LPMProblem | PenalizedLPM:
     """The model of one sweep configuration, constrained or penalized (see :func:`model_configs`)."""
-    loss = LOSSES[config["loss"]]()
+    loss = parse_loss(config["loss"])
     if "lambda_W" in config:
         counts = step_counts(config["KA"], config["KB"], config["R"], config["nA"])
         return PenalizedLPM(counts, config["lambda_W"], config["lambda_H"], config["lambda_b"], loss)

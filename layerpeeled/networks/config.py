@@ -11,9 +11,11 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 from ..imbalance import minority_count, parse_ratio, ratio_from_json, ratio_to_json
+from ..losses import parse_loss
 from .data import DATASETS, MAJORITY_SIZE
 
 IMBALANCES = ("step", "long-tailed")
+DEFAULT_LOSS = "cross-entropy"
 MODEL_NAMES = ("cnn", "mlp", "resnet18", "vgg11", "vgg13")  # built by networks.models.build_model
 
 
@@ -37,6 +39,7 @@ class TrainConfig:
     milestones: tuple = (116, 233)  # epochs after which the learning rate is divided by 10
     seed: int = 666
     measurements: int = 12  # log-spaced measurement epochs (the last epoch is always measured)
+    loss: str = DEFAULT_LOSS  # a loss spec (layerpeeled.losses), on the network's logits and training counts
 
     def __post_init__(self):
         if self.dataset not in DATASETS:
@@ -62,6 +65,7 @@ class TrainConfig:
             raise ValueError("long-tailed imbalance needs a finite ratio R = n_max / n_min")
         if self.imbalance == "step":
             minority_count(self.majority_size, self.R)  # refuses an R that leaves no minority example
+        object.__setattr__(self, "loss", parse_loss(self.loss).spec)
         try:
             object.__setattr__(self, "milestones", tuple(int(m) for m in self.milestones))
         except (TypeError, ValueError):
@@ -75,6 +79,8 @@ class TrainConfig:
         d = asdict(self)
         d["R"] = ratio_to_json(self.R)
         d["milestones"] = list(self.milestones)
+        if d["loss"] == DEFAULT_LOSS:  # runs keyed before losses existed keep their keys
+            del d["loss"]
         return d
 
     @classmethod
@@ -93,7 +99,9 @@ class TrainConfig:
         """{field: (self's value, other's value)} for the fields that change what is trained (the data
         folder only says where the data lie, so it may differ)."""
         a, b = self.to_json(), other.to_json()
-        return {k: (a[k], b[k]) for k in a if a[k] != b[k] and k != "data_dir"}
+        keys = sorted(set(a) | set(b), key=list(asdict(self)).index)
+        return {k: (a.get(k, DEFAULT_LOSS), b.get(k, DEFAULT_LOSS)) for k in keys
+                if a.get(k) != b.get(k) and k != "data_dir"}
 
 
 PRESETS = {

@@ -18,8 +18,9 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from ..atomic import atomic_path, atomic_write_text, output_folder
-from ..imbalance import ratio_label
+from ..imbalance import INF_SURROGATE, ratio_label
 from ..jsonio import dumps
+from ..losses import parse_loss
 from .config import TrainConfig, load_run_config
 from .data import load_dataset, long_tailed_subset, oversample, step_subset, stratified_subset, to_tensor
 from .measure import measure
@@ -68,6 +69,24 @@ class RunData:
         self.counts = np.bincount(ds.train_y[idx], minlength=K)
 
 
+def training_loss(spec: str, counts, device):
+    """The loss on a batch of logits (SPEC §1), its per-class coefficients fixed by the training counts
+    (classes without examples, R = inf, count as INF_SURROGATE times fewer than the largest, as in the
+    model); label smoothing is torch's, which is SPEC's (1 - eps) CE + (eps / K) sum_j CE_j."""
+    loss = parse_loss(spec)
+    counts = np.asarray(counts, dtype=float)
+    coef = loss.coefficients(np.where(counts > 0, counts, counts.max() / INF_SURROGATE))
+    if coef is None:
+        return lambda logits, y: F.cross_entropy(logits, y, label_smoothing=loss.eps)
+    scale, shift, margin = (torch.as_tensor(c, dtype=torch.float32, device=device) for c in coef)
+
+    def fn(logits, y):
+        u = logits * scale + shift - margin[y][:, None] * F.one_hot(y, logits.shape[1])
+        return F.cross_entropy(u, y, label_smoothing=loss.eps)
+
+    return fn
+
+
 def load_checkpoint(path: Path, device) -> dict:
     """A checkpoint written by :func:`train`, loaded without running any code it might contain
     (``weights_only=True``: tensors and plain data only); anything else is refused clearly."""
@@ -114,6 +133,7 @@ def train(config: TrainConfig, out, resume: bool = False, device: str | None = N
     data = RunData(config, dev, fmt)
     torch.manual_seed(config.seed)
     model = build_model(config.model, data.x.shape[1], data.K).to(dev, memory_format=fmt)
+    criterion = training_loss(config.loss, data.counts, dev)
     opt = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
     sched = torch.optim.lr_scheduler.MultiStepLR(opt, milestones=list(config.milestones), gamma=0.1)
     gen = torch.Generator().manual_seed(config.seed)
@@ -142,7 +162,7 @@ def train(config: TrainConfig, out, resume: bool = False, device: str | None = N
             if len(batch) < 2:  # BatchNorm cannot normalise a single example
                 continue
             logits = model(data.x[batch])
-            loss = F.cross_entropy(logits, data.y[batch])
+            loss = criterion(logits, data.y[batch])
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()

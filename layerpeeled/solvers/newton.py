@@ -32,10 +32,11 @@ class FactoredProgram:
     variables theta = (alpha, gamma, A, B, beta) with b[free] = alpha * gamma, M = A B^T.
 
     ``derivatives(x) -> (f, grad)`` over all of x; ``logits(x)`` the stacked distinct row logits
-    (d, others.ravel()), linear in x; ``decay``: the Hessian diagonal of the bias penalty."""
+    (d, others.ravel()), linear in x; ``coef`` the loss's map of them (see :mod:`layerpeeled.losses`);
+    ``decay``: the Hessian diagonal of the bias penalty."""
 
-    def __init__(self, derivatives, logits, loss, omega, mult, G, free, hold_M, n_bias, decay=None):
-        self.derivatives, self.loss, self.omega, self.mult = derivatives, loss, omega, mult
+    def __init__(self, derivatives, logits, loss, omega, mult, coef, G, free, hold_M, n_bias, decay=None):
+        self.derivatives, self.loss, self.omega, self.mult, self.coef = derivatives, loss, omega, mult, coef
         self.G, self.free, self.nf = G, np.asarray(free, bool), int(np.sum(free))
         self.r = 0 if hold_M else G
         self.nb = n_bias
@@ -72,7 +73,7 @@ class FactoredProgram:
     def hessian_x(self, x):
         G = self.G
         d, others = (self.Jg @ x)[:, 0], (self.Jg @ x)[:, 1:]
-        H = self.loss.row_hessians(d, others, self.mult) * self.omega[:, None, None]
+        H = self.loss.row_hessians(d, others, self.mult, self.coef) * self.omega[:, None, None]
         return np.einsum("gin,gij,gjm->nm", self.Jg, H, self.Jg) + np.diag(self.decay)
 
     def jacobian(self, theta):

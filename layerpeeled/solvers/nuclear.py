@@ -27,10 +27,13 @@ def _torch():
 def logit_objective(problem: LPMProblem, Z):
     """f(Z) = sum_k (n_k/N) L(Z_k, k) and its gradient, on the array namespace of Z."""
     xp = array_namespace(Z)
-    K = problem.K
-    eye = xp.eye(K, dtype=Z.dtype, device=getattr(Z, "device", None))
-    w = xp.asarray(problem.weights, dtype=Z.dtype, device=getattr(Z, "device", None))
-    loss, d_target, d_others = problem.loss.rows(xp.linalg.diagonal(Z), Z, 1.0 - eye)
+    K, device = problem.K, getattr(Z, "device", None)
+    eye = xp.eye(K, dtype=Z.dtype, device=device)
+    w = xp.asarray(problem.weights, dtype=Z.dtype, device=device)
+    coef = problem.loss.row_coefficients(problem.counts)
+    if coef is not None:
+        coef = tuple(xp.asarray(np.ascontiguousarray(c), dtype=Z.dtype, device=device) for c in coef)
+    loss, d_target, d_others = problem.loss.rows(xp.linalg.diagonal(Z), Z, 1.0 - eye, coef)
     grad = w[:, None] * (d_others + eye * d_target[:, None])
     return float(xp.sum(w * loss)), grad
 

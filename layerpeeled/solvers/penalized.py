@@ -37,8 +37,13 @@ def _log_expm1(x: float) -> float:
 
 
 def bias_bound(problem, F: float, tau: float) -> float:
-    """B >= |b*_k| for every class at a sum-zero optimum (see the module docstring)."""
-    C = max(_log_expm1(F / w) + 2 * tau / math.sqrt(n) for w, n in zip(problem.weights, problem.counts))
+    """B >= |b*_k| for every class at a sum-zero optimum (see the module docstring; a loss's offsets
+    o, target margins m and smoothing eps widen it: class j's loss is at least (1 - eps) CE(u, j))."""
+    coef = problem.loss.coefficients(problem.counts)
+    spread, margin = (0.0, np.zeros(problem.K)) if coef is None else (float(np.ptp(coef[1])), np.abs(coef[2]))
+    keep = 1.0 - problem.loss.eps
+    C = max(_log_expm1(F / (w * keep)) + 2 * tau / math.sqrt(n) + spread + m
+            for w, n, m in zip(problem.weights, problem.counts, margin))
     if problem.bias == "decayed":
         C = min(C, math.sqrt(2 * F / problem.lambda_b))
     return C
@@ -59,7 +64,7 @@ def penalized_gap(problem, F: float, inner: float, nuc: float, dual: float, g_bi
 
 def _check_bias(problem):
     if problem.bias != "none" and not getattr(problem.loss, "shift_invariant", False):
-        raise ValueError(f"a bias needs a loss unchanged when all logits move together; {problem.loss.name} is not")
+        raise ValueError(f"a bias needs a loss unchanged when all logits move together; {problem.loss.spec} is not")
 
 
 def _soft(v, t):
@@ -164,8 +169,8 @@ class PenalizedReduced:
             return f, np.concatenate([gb, gM.ravel(), g_beta])
 
         n_bias = self.G if self.has_bias else 0
-        return FactoredProgram(derivatives, self.logits, self.problem.loss, self.prog.omega, self.prog.mult, self.G,
-                               self.prog.free, hold_M=self.zero_between, n_bias=n_bias,
+        return FactoredProgram(derivatives, self.logits, self.problem.loss, self.prog.omega, self.prog.mult,
+                               self.prog.coef, self.G, self.prog.free, hold_M=self.zero_between, n_bias=n_bias,
                                decay=self.decay if self.has_bias else None)
 
     def lipschitz(self) -> float:
@@ -270,7 +275,7 @@ def solve_penalized_cvxpy(problem, *, solver: str = "CLARABEL", tol: float = 1e-
     Z = cp.Variable((K, K))
     b = cp.Variable(K) if problem.bias != "none" else None
     logits = [Z[k, :] + (b if b is not None else 0) for k in range(K)]
-    objective = sum(w[k] * problem.loss.cvxpy_row(logits[k], k) for k in range(K)) + problem.mu * cp.normNuc(
+    objective = sum(w[k] * problem.loss.cvxpy_row(logits[k], k, problem.counts) for k in range(K)) + problem.mu * cp.normNuc(
         np.diag(S) @ Z)
     if b is not None and problem.bias == "decayed":
         objective = objective + 0.5 * problem.lambda_b * cp.sum_squares(b)

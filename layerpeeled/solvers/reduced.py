@@ -106,6 +106,7 @@ class ReducedProgram:
         self.sqrtKK = np.sqrt(np.outer(self.K, self.K))
         self.inv_Km1 = np.where(self.many, 1.0 / np.maximum(self.K - 1, 1), 0.0)  # a_g = b_g / (K_g - 1)
         self.diag = np.diag_indices(self.G)
+        self.coef = problem.loss.row_coefficients([g.count for g in groups])  # the loss's map of each group's logits
 
     @property
     def tau(self) -> float:
@@ -136,7 +137,7 @@ class ReducedProgram:
         """Objective and its gradient in every coordinate, b_g of held-collapsed groups included;
         with a ``bias`` (see :meth:`row_logits`) its gradient too, summed over the group's classes."""
         K = self.K
-        loss, d_t, d_o = self.problem.loss.rows(*self.row_logits(x, bias), self.mult)
+        loss, d_t, d_o = self.problem.loss.rows(*self.row_logits(x, bias), self.mult, self.coef)
         d_t, d_o = self.omega * d_t, self.omega[:, None] * d_o
         d_e = d_o[self.diag]
         gM = d_o / self.sqrtKK
@@ -185,8 +186,8 @@ class ReducedProgram:
             d, others = self.row_logits(x)
             return np.concatenate([d, others.ravel()])
 
-        return FactoredProgram(derivatives, logits, self.problem.loss, self.omega, self.mult, self.G, self.free,
-                               hold_M=False, n_bias=0)
+        return FactoredProgram(derivatives, logits, self.problem.loss, self.omega, self.mult, self.coef, self.G,
+                               self.free, hold_M=False, n_bias=0)
 
     def start(self):
         """The balanced optimum (a simplex ETF): b_g = tau (K_g - 1)/(K - 1), M = 0 but its group part."""
@@ -238,11 +239,19 @@ def solve_reduced_cvxpy(problem: LPMProblem, *, solver: str = "CLARABEL", tol: f
     a = cp.multiply(b, prog.inv_Km1)
     e = (cp.diag(M) - a) / K
     d = e + a
-    rows = []
-    for g in range(G):
-        terms = [d[g]] + ([e[g] + np.log(K[g] - 1)] if K[g] > 1 else [])
-        terms += [M[g, h] / prog.sqrtKK[g, h] + np.log(K[h]) for h in range(G) if h != g]
-        rows.append(cp.log_sum_exp(cp.hstack(terms)) - d[g])
+    coef = problem.loss.coefficients(np.array([g.count for g in problem.groups]))
+    scale, shift, margin = (np.ones(G), np.zeros(G), np.zeros(G)) if coef is None else coef
+    eps, rows = problem.loss.eps, []
+    for g in range(G):  # the loss of a class of group g on its mapped logits (see layerpeeled.losses)
+        t = scale[g] * d[g] + shift[g] - margin[g]
+        same = [scale[g] * e[g] + shift[g]] if K[g] > 1 else []
+        other = {h: scale[h] * M[g, h] / prog.sqrtKK[g, h] + shift[h] for h in range(G) if h != g}
+        terms = [t] + [u + np.log(K[g] - 1) for u in same] + [u + np.log(K[h]) for h, u in other.items()]
+        row = cp.log_sum_exp(cp.hstack(terms)) - t
+        if eps:
+            total = t + sum((K[g] - 1) * u for u in same) + sum(K[h] * u for h, u in other.items())
+            row = row + eps * (t - total / K.sum())
+        rows.append(row)
     constraint = cp.norm1(b[np.flatnonzero(prog.many)]) + cp.normNuc(M) <= prog.tau if prog.many.any() else \
         cp.normNuc(M) <= prog.tau
     cvx = cp.Problem(cp.Minimize(sum(prog.omega[g] * rows[g] for g in range(G))), [constraint])

@@ -124,7 +124,7 @@ class SolveResult:
         return jsonable({
             "value": self.value, "gap": self.gap, "method": self.method, "status": self.status,
             "iterations": self.iterations, "seconds": self.seconds, "K": self.problem.K,
-            **self.problem.describe(), "EH": EH, "EW": EW, "loss": self.problem.loss.name, "rank": self.rank,
+            **self.problem.describe(), "EH": EH, "EW": EW, "loss": self.problem.loss.spec, "rank": self.rank,
             "bias_values": self.bias, **self.geometry.to_dict(), "details": self.info,
         })
 

@@ -30,7 +30,7 @@ def solve_sdp(problem: LPMProblem, *, solver: str = "CLARABEL", tol: float = 1e-
     K, loss = problem.K, problem.loss
     X = cp.Variable((2 * K, 2 * K), PSD=True)
     w = problem.weights
-    objective = sum(w[k] * loss.cvxpy_row(X[k, K:], k) for k in range(K))
+    objective = sum(w[k] * loss.cvxpy_row(X[k, K:], k, problem.counts) for k in range(K))
     constraints = [cp.trace(X[:K, :K]) <= K * problem.EH, cp.trace(X[K:, K:]) <= K * problem.EW]
     prob = cp.Problem(cp.Minimize(objective), constraints)
     opts = {"CLARABEL": {"tol_gap_abs": tol, "tol_gap_rel": tol, "tol_feas": tol},
