@@ -110,7 +110,7 @@ def test_bad_mitigation():
         effective_counts([1, 1], 0.5, [1])
     with pytest.raises(ValueError, match="mitigation must be one of"):
         effective_counts([1, 1], 2, [1], "smote")
-    with pytest.raises(ValueError, match="loss must be one of"):
+    with pytest.raises(ValueError, match="unknown loss .hinge.; choose one of"):
         model_configs([1.0], loss="hinge")
 
 

@@ -197,10 +197,11 @@ def test_dask_model_sweep_with_a_relative_out_lands_in_the_callers_folder(tmp_pa
     assert main(["sweep", "--R", "1,10,100", "--KA", "3,5", "--workers", "2", "--out", "rel"]) == 0
     store = ResultStore(tmp_path / "rel")
     assert len(store.records()) == 6 and (tmp_path / "rel" / "table.csv").is_file()
-    serial = {json.dumps(r["config"], sort_keys=True): r["value"] for r in store.records()}
+    dask = {json.dumps(r["config"], sort_keys=True): r for r in store.records()}
     assert main(["sweep", "--R", "1,10,100", "--KA", "3,5", "--out", "serial"]) == 0
-    for r in ResultStore(tmp_path / "serial").records():
-        assert r["value"] == serial[json.dumps(r["config"], sort_keys=True)]
+    for r in ResultStore(tmp_path / "serial").records():  # warm starts follow each run's order: equal to the gaps
+        other = dask[json.dumps(r["config"], sort_keys=True)]
+        assert abs(r["value"] - other["value"]) <= r["gap"] + other["gap"]
 
 
 @pytest.mark.slow

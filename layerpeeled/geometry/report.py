@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from .gram import GramStats
+from .reference import seli
 
 RECORD_FIELDS = ("w_norm2", "h_norm2", "w_cos", "h_cos", "w_spread", "vanished")
 VANISH_RTOL = 1e-10  # a group vanishes when its mean squared norm is below this times the largest
@@ -44,6 +45,8 @@ class Geometry:
     w_cross_cos: list  # G x G mean cosines between groups' classifiers (None where undefined)
     w_etf_distance: float | None
     h_etf_distance: float | None
+    w_seli_distance: float | None = None  # to SELI (Thrampoulidis et al. 2022) for these counts
+    h_seli_distance: float | None = None
 
     def to_dict(self) -> dict:
         return {
@@ -51,6 +54,8 @@ class Geometry:
             "w_cross_cos": self.w_cross_cos,
             "w_etf_distance": self.w_etf_distance,
             "h_etf_distance": self.h_etf_distance,
+            "w_seli_distance": self.w_seli_distance,
+            "h_seli_distance": self.h_seli_distance,
         }
 
     @property
@@ -73,6 +78,7 @@ class Geometry:
                for name, index in (("majority", self.majority), ("minority", self.minority)) for field in RECORD_FIELDS}
         rec["between_cos"] = self.w_cross_cos[self.majority][self.minority]
         rec["w_etf_distance"] = self.w_etf_distance
+        rec["w_seli_distance"] = self.w_seli_distance
         return rec
 
     def summary(self) -> str:
@@ -84,6 +90,8 @@ class Geometry:
                          f"{fmt(g.w_cos)} {fmt(g.w_spread)}  {note}")
         if self.w_etf_distance is not None:
             lines.append(f"distance of W to a simplex ETF: {self.w_etf_distance:.3g}")
+        if self.w_seli_distance is not None:
+            lines.append(f"distance of W to SELI: {self.w_seli_distance:.3g}")
         return "\n".join(lines)
 
 
@@ -110,5 +118,7 @@ def group_geometry(counts, w_stats: GramStats, h_stats: GramStats | None = None)
         ))
     G = len(counts)
     cross = [[None if vanished[a] or vanished[b] else _num(w_stats.cross_cos[a, b]) for b in range(G)] for a in range(G)]
+    seli_w, seli_h = seli(w_stats.sizes, counts)
     return Geometry(tuple(groups), cross, _num(w_stats.etf_distance()),
-                    None if h_stats is None else _num(h_stats.etf_distance()))
+                    None if h_stats is None else _num(h_stats.etf_distance()),
+                    _num(w_stats.distance(seli_w)), None if h_stats is None else _num(h_stats.distance(seli_h)))
