@@ -131,10 +131,13 @@ def run_onset(args) -> int:
             ", ".join(f"{k} = {v:g}" for k, v in o.penalized.items() if k in ("nA", "lambda_W", "lambda_H") and v is not None)
             + (", no bias" if o.penalized["lambda_b"] is None else f", lambda_b = {o.penalized['lambda_b']:g}"))
     print(f"K_A = {o.KA}, K_B = {o.KB}, {form}, loss {o.loss} ({o.evaluations} margin evaluations, {o.seconds:.3g} s)")
+    unresolved = {note.split()[0] for note in o.notes if "not resolved" in note}  # "collapse" / "vanishing"
     print(f"collapse onset  R_0 = {_fmt(o.onset)}" + (
         f"   margins {o.onset_margins[0]:+.2e} at R = {o.onset_bracket[0]:.10g}, {o.onset_margins[1]:+.2e} at {o.onset_bracket[1]:.10g}"
-        if o.onset_bracket else "   (no collapse up to R = 1e15)"))
-    print(f"vanishing onset R_v = {_fmt(o.vanish)}" + ("" if o.vanish else "   (minority classifiers never vanish up to R = 1e15)"))
+        if o.onset_bracket else "   (see the note)" if "collapse" in unresolved else "   (no collapse up to R = 1e15)"))
+    print(f"vanishing onset R_v = {_fmt(o.vanish)}" + (
+        "" if o.vanish else "   (see the note)" if "vanishing" in unresolved
+        else "   (minority classifiers never vanish up to R = 1e15)"))
     if o.penalized is not None:
         print(f"minority examples per class at the onsets: n_B = {_fmt(o.penalized['onset_nB'])} (collapse), "
               f"{_fmt(o.penalized['vanish_nB'])} (vanishing)")
