@@ -163,6 +163,8 @@ def test_bad_solver_options(bad):
 
 
 def test_loss_must_be_a_loss():
-    with pytest.raises(TypeError, match="loss must implement"):
+    with pytest.raises(ValueError, match="unknown loss 'mse'; choose one of"):
         LPMProblem("1x2", loss="mse")
-    assert isinstance(LPMProblem("1x2").loss, CrossEntropy)
+    with pytest.raises(TypeError, match="loss must be a layerpeeled.losses.Loss or a loss spec string"):
+        LPMProblem("1x2", loss=3)
+    assert isinstance(LPMProblem("1x2").loss, CrossEntropy) and LPMProblem("1x2", loss="la").loss.spec == "la:tau=1"
