@@ -15,6 +15,7 @@ import numpy as np
 
 from .losses import CrossEntropy, Loss, parse_loss
 
+CLASSIFIERS = ("learned", "etf")  # a learned classifier, or one held at a simplex ETF (Yang et al. 2022)
 MAX_MARGIN = 650.0  # exp(-650) ~ 1e-282: beyond such logit margins every loss underflows double precision
 _ITEM = re.compile(r"^\s*([^xX*\s]+)\s*(?:[xX*]\s*(\S+))?\s*$")
 
@@ -155,9 +156,12 @@ class LPMProblem(_Counts):
     EH: float = 5.0
     EW: float = 1.0
     loss: Loss = field(default_factory=CrossEntropy)
+    classifier: str = "learned"  # "etf": W held at a simplex ETF of energy E_W, only the features optimised
 
     def __post_init__(self):
         object.__setattr__(self, "counts", _validated_counts(self.counts))
+        if self.classifier not in CLASSIFIERS:
+            raise ValueError(f"classifier must be one of {CLASSIFIERS}, got {self.classifier!r}")
         object.__setattr__(self, "EH", _positive_finite("EH", self.EH))
         object.__setattr__(self, "EW", _positive_finite("EW", self.EW))
         margin = self.K / (self.K - 1) * math.sqrt(self.EH) * math.sqrt(self.EW)
@@ -185,13 +189,15 @@ class LPMProblem(_Counts):
         return np.ones(self.K)
 
     def describe(self) -> dict:
-        return {"form": "constrained", "EH_budget": self.EH, "EW_budget": self.EW}
+        return {"form": "constrained", "EH_budget": self.EH, "EW_budget": self.EW, "classifier": self.classifier}
 
     def with_counts(self, counts) -> "LPMProblem":
-        return LPMProblem(counts, self.EH, self.EW, self.loss)
+        return LPMProblem(counts, self.EH, self.EW, self.loss, self.classifier)
 
     def __repr__(self) -> str:
-        return f"LPMProblem(counts={self._counts_repr()}, EH={self.EH:g}, EW={self.EW:g}, loss={self.loss.spec})"
+        fixed = ", classifier=etf" if self.classifier == "etf" else ""
+        return (f"LPMProblem(counts={self._counts_repr()}, EH={self.EH:g}, EW={self.EW:g}, loss={self.loss.spec}"
+                f"{fixed})")
 
 
 @dataclass(frozen=True)

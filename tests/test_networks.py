@@ -266,3 +266,18 @@ def test_tiny_training_with_each_loss(tmp_path, spec):
     assert "loss" not in _tiny(tmp_path).to_json()  # cross-entropy runs keep the keys they had before losses
     with pytest.raises(ValueError, match="unknown loss"):
         _tiny(tmp_path, loss="focal")
+
+
+def test_tiny_training_with_a_fixed_etf_classifier(tmp_path):
+    cfg = _tiny(tmp_path, R=4.0, classifier="etf")
+    rec = train(cfg, tmp_path / "run", progress=False)
+    model, _ = _reload(cfg, tmp_path / "run")
+    W = model.classifier.weight.detach().double()
+    G = W @ W.T
+    assert torch.allclose(torch.diag(G), torch.ones(10, dtype=torch.float64), atol=1e-6)  # unit-norm rows, untrained
+    assert torch.allclose(G[~torch.eye(10, dtype=bool)], torch.full((90,), -1 / 9, dtype=torch.float64), atol=1e-6)
+    assert rec["minority_w_cos"] == pytest.approx(-1 / 9, abs=1e-6) and rec["EW"] == pytest.approx(1.0, abs=1e-6)
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["classifier"] == "etf"
+    assert "classifier" not in _tiny(tmp_path).to_json()
+    with pytest.raises(ValueError, match="classifier must be one of"):
+        _tiny(tmp_path, classifier="frozen")

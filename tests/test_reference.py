@@ -58,3 +58,30 @@ def test_distances_to_references():
         Sfull[ia, ia] = S.norm2[a]
     exact = np.linalg.norm(G / np.linalg.norm(G) - Sfull / np.linalg.norm(Sfull))
     assert GramStats.from_matrix(G, groups).distance(S) == pytest.approx(exact, rel=1e-10)
+
+
+@pytest.mark.parametrize("spec", ["cross-entropy", "la:tau=1"])
+def test_fixed_etf_model_against_a_direct_convex_solve(spec):
+    """Classifier held at the ETF of energy E_W; cvxpy over the class-mean features themselves."""
+    import cvxpy as cp
+
+    from layerpeeled.losses import parse_loss
+
+    counts, EH, EW = np.array([300.0] * 3 + [30.0] * 2 + [3.0] * 2), 3.0, 2.0
+    K = counts.size
+    P = LPMProblem(counts, EH, EW, spec, classifier="etf")
+    r = solve(P, tol=1e-10)
+    B = np.linalg.qr(np.eye(K) - 1.0 / K)[0][:, : K - 1]
+    W = np.sqrt(EW * K / (K - 1)) * B  # rows: a simplex ETF with |w_k|^2 = E_W
+    H = cp.Variable((K, K - 1))
+    Z, w, loss = H @ W.T, counts / counts.sum(), parse_loss(spec)
+    obj = sum(w[k] * loss.cvxpy_row(Z[k, :], k, counts) for k in range(K))
+    prob = cp.Problem(cp.Minimize(obj), [cp.sum_squares(H) <= K * EH])
+    prob.solve(solver="CLARABEL", tol_gap_abs=1e-10, tol_gap_rel=1e-10, tol_feas=1e-10)
+    assert r.value == pytest.approx(prob.value, rel=1e-6) and r.value - prob.value <= r.gap + 1e-8
+    Wr, Hr = r.factors()
+    assert np.allclose(Hr @ Wr.T, r.logits, atol=1e-10) and (Hr**2).sum() / K <= EH * (1 + 1e-9)
+    assert np.allclose(Wr @ Wr.T, W @ W.T, atol=1e-12)
+    ours, ref = r.geometry.groups, np.asarray(H.value) @ np.asarray(H.value).T
+    assert ours[2].h_norm2 == pytest.approx(np.diag(ref)[5:].mean(), rel=1e-3, abs=1e-6)
+    assert ours[0].w_cos == pytest.approx(-1 / (K - 1)) and r.geometry.w_etf_distance < 1e-12

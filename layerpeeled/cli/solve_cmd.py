@@ -22,6 +22,9 @@ def add_problem_args(p, counts_default: str | None = PAPER_COUNTS):
     p.add_argument("--lambda-b", dest="lambda_b", type=float, default=None,
                    help="penalized form: bias penalty lambda_b; 0 is a free bias (default: no bias at all)")
     p.add_argument("--loss", default="cross-entropy", help=LOSS_HELP)
+    p.add_argument("--classifier", default="learned", choices=("learned", "etf"),
+                   help="etf: the classifier held at a simplex ETF of energy E_W (Yang et al. 2022), only the "
+                        "features optimised (constrained form)")
 
 
 def problem_from_args(args):
@@ -30,8 +33,11 @@ def problem_from_args(args):
     from .values import chosen_form
 
     if chosen_form(args, ("EH", "EW"), ("lambda_W", "lambda_H", "lambda_b"), ("lambda_W", "lambda_H")) == "penalized":
+        if args.classifier != "learned":
+            raise ValueError("--classifier etf is defined for the constrained form (--EH/--EW), not with --lambda-*")
         return PenalizedLPM(args.counts, args.lambda_W, args.lambda_H, args.lambda_b, args.loss)
-    return LPMProblem(args.counts, 5.0 if args.EH is None else args.EH, 1.0 if args.EW is None else args.EW, args.loss)
+    return LPMProblem(args.counts, 5.0 if args.EH is None else args.EH, 1.0 if args.EW is None else args.EW, args.loss,
+                      args.classifier)
 
 
 def register(sub):

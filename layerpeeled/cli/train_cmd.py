@@ -38,6 +38,9 @@ def register(sub):
                                                       "by 10 (default: the preset's)")
     p.add_argument("--loss", default=None, help=LOSS_HELP.replace("of the model", "on the network's logits, its "
                                                                    "coefficients from the training counts") + " (new run: cross-entropy)")
+    p.add_argument("--classifier", default=None, choices=("learned", "etf"),
+                   help="etf: the classifier weight held at a simplex ETF with unit-norm rows (Yang et al. 2022; "
+                        "the bias still trains) (new run: learned)")
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:1 ... (auto: CUDA when present)")
     p.add_argument("--out", required=True, help="run folder: config, records, checkpoint, figure")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
@@ -50,7 +53,7 @@ def run(args) -> int:
     from ..networks.train import train
 
     given = {k: getattr(args, k) for k in ("dataset", "data_dir", "model", "KA", "R", "wr", "imbalance", "loss",
-                                           *OVERRIDABLE)}
+                                           "classifier", *OVERRIDABLE)}
     if args.milestones:
         try:
             given["milestones"] = tuple(int(m) for m in args.milestones.split(","))
@@ -67,7 +70,7 @@ def run(args) -> int:
     rec = train(config, args.out, resume=args.resume, device=args.device)
     cos = rec.get("minority_w_cos")
     print(f"{config.model} on {config.dataset}, K_A = {config.KA}, R = {ratio_label(config.R)}, w_r = {config.wr}, "
-          f"loss {config.loss}: "
+          f"loss {config.loss}, classifier {config.classifier}: "
           f"train acc {rec['train_acc']:.4f}, test acc {rec['test_acc']:.4f}, minority cosine "
           f"{'undefined' if cos is None else f'{cos:.4f}'}, NC1 {rec['nc1']:.3g}")
     print(f"run folder: {args.out}")

@@ -16,6 +16,8 @@ from .data import DATASETS, MAJORITY_SIZE
 
 IMBALANCES = ("step", "long-tailed")
 DEFAULT_LOSS = "cross-entropy"
+DEFAULT_CLASSIFIER = "learned"
+CLASSIFIERS = ("learned", "etf")
 MODEL_NAMES = ("cnn", "mlp", "resnet18", "vgg11", "vgg13")  # built by networks.models.build_model
 
 
@@ -40,6 +42,7 @@ class TrainConfig:
     seed: int = 666
     measurements: int = 12  # log-spaced measurement epochs (the last epoch is always measured)
     loss: str = DEFAULT_LOSS  # a loss spec (layerpeeled.losses), on the network's logits and training counts
+    classifier: str = DEFAULT_CLASSIFIER  # "etf": the classifier weight held at a simplex ETF (unit-norm rows)
 
     def __post_init__(self):
         if self.dataset not in DATASETS:
@@ -66,6 +69,8 @@ class TrainConfig:
         if self.imbalance == "step":
             minority_count(self.majority_size, self.R)  # refuses an R that leaves no minority example
         object.__setattr__(self, "loss", parse_loss(self.loss).spec)
+        if self.classifier not in CLASSIFIERS:
+            raise ValueError(f"classifier must be one of {CLASSIFIERS}, got {self.classifier!r}")
         try:
             object.__setattr__(self, "milestones", tuple(int(m) for m in self.milestones))
         except (TypeError, ValueError):
@@ -79,8 +84,9 @@ class TrainConfig:
         d = asdict(self)
         d["R"] = ratio_to_json(self.R)
         d["milestones"] = list(self.milestones)
-        if d["loss"] == DEFAULT_LOSS:  # runs keyed before losses existed keep their keys
-            del d["loss"]
+        for key, default in (("loss", DEFAULT_LOSS), ("classifier", DEFAULT_CLASSIFIER)):
+            if d[key] == default:  # runs keyed before these options existed keep their keys
+                del d[key]
         return d
 
     @classmethod
@@ -98,10 +104,8 @@ class TrainConfig:
     def differences(self, other: "TrainConfig") -> dict:
         """{field: (self's value, other's value)} for the fields that change what is trained (the data
         folder only says where the data lie, so it may differ)."""
-        a, b = self.to_json(), other.to_json()
-        keys = sorted(set(a) | set(b), key=list(asdict(self)).index)
-        return {k: (a.get(k, DEFAULT_LOSS), b.get(k, DEFAULT_LOSS)) for k in keys
-                if a.get(k) != b.get(k) and k != "data_dir"}
+        a, b = asdict(self), asdict(other)
+        return {k: (a[k], b[k]) for k in a if a[k] != b[k] and k != "data_dir"}
 
 
 PRESETS = {

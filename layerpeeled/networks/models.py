@@ -19,6 +19,20 @@ class PeeledNet(nn.Module):
     def forward(self, x):
         return self.classifier(self.features(x))
 
+    def fix_classifier_to_etf(self, seed: int) -> None:
+        """Hold the classifier weight at a simplex ETF with unit-norm rows (Yang et al. 2022): rows
+        sqrt(K/(K-1)) P (e_k - 1/K) for a seeded random P with orthonormal columns; it no longer
+        trains (nor decays). The bias still trains."""
+        K, p = self.classifier.weight.shape
+        if p < K:
+            raise ValueError(f"a simplex ETF of {K} classes needs a feature dimension >= {K}, the model has {p}")
+        gen = torch.Generator().manual_seed(seed)
+        P = torch.linalg.qr(torch.randn(p, K, generator=gen, dtype=torch.float64))[0]
+        etf = (K / (K - 1)) ** 0.5 * (P @ (torch.eye(K, dtype=torch.float64) - 1.0 / K)).T
+        with torch.no_grad():
+            self.classifier.weight.copy_(etf.to(self.classifier.weight.dtype))
+        self.classifier.weight.requires_grad_(False)
+
 
 VGG_CFG = {
     "vgg11": [64, "M", 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M"],

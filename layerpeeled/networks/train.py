@@ -132,7 +132,10 @@ def train(config: TrainConfig, out, resume: bool = False, device: str | None = N
     fmt = torch.channels_last if config.model in CHANNELS_LAST_MODELS else torch.contiguous_format
     data = RunData(config, dev, fmt)
     torch.manual_seed(config.seed)
-    model = build_model(config.model, data.x.shape[1], data.K).to(dev, memory_format=fmt)
+    model = build_model(config.model, data.x.shape[1], data.K)
+    if config.classifier == "etf":
+        model.fix_classifier_to_etf(config.seed)
+    model = model.to(dev, memory_format=fmt)
     criterion = training_loss(config.loss, data.counts, dev)
     opt = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
     sched = torch.optim.lr_scheduler.MultiStepLR(opt, milestones=list(config.milestones), gamma=0.1)

@@ -5,6 +5,7 @@ import math
 
 from ..problem import LPMProblem, PenalizedLPM
 from .nuclear import solve_nuclear
+from .fixed_etf import solve_fixed_etf
 from .penalized import solve_penalized_cvxpy, solve_penalized_dense, solve_penalized_reduced
 from .reduced import solve_reduced
 from .result import SolveResult, factorize
@@ -47,7 +48,11 @@ def solve(problem: LPMProblem | PenalizedLPM, method: str = "auto", *, tol: floa
     chosen = choose_method(problem) if method == "auto" else method
     if chosen.startswith("sdp"):
         _check_sdp_size(problem, chosen, force)
-    if isinstance(problem, PenalizedLPM):
+    if isinstance(problem, LPMProblem) and problem.classifier == "etf":
+        if method not in ("auto", "first-order"):
+            raise ValueError(f"method {method!r} does not solve the fixed-ETF model; use auto or first-order")
+        result = solve_fixed_etf(problem, tol=tol, **options)
+    elif isinstance(problem, PenalizedLPM):
         result = _solve_penalized(problem, chosen, tol, options)
     elif chosen == "reduced":
         result = solve_reduced(problem, tol=tol, **options)

@@ -94,7 +94,9 @@ class SolveResult:
 
     def factors(self, p: int | None = None) -> tuple[np.ndarray, np.ndarray]:
         """(W, H): classifier rows and class-mean features in R^p (default: ``self.p`` or the rank)."""
-        return factorize(self.problem, self.logits, self.p if p is None else p)
+        p = self.p if p is None else p
+        own = getattr(self.solution, "factors", None)  # a solution with a classifier of its own (fixed ETF)
+        return own(p) if own is not None else factorize(self.problem, self.logits, p)
 
     @property
     def W(self) -> np.ndarray:
