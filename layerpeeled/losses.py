@@ -79,8 +79,7 @@ class Loss:
         distinct value, i.e. already summed over its multiplicity.
         """
         xp = namespace(others)
-        if coef is not None:
-            target, others = coef[0] * target + coef[1], coef[2] * others + coef[3]
+        target, others = _mapped(target, others, coef)
         loss, d_t, d_o = _cross_entropy(xp, target, others, mult)
         if self.eps:
             count = 1.0 + xp.sum(mult, axis=1)  # classes per row
@@ -97,9 +96,7 @@ class Loss:
         1 + C), index 0 the target (numpy only: for second-order steps). diag(q) - q q^T for the
         softmax q over the mapped logits, the target's own entry as q_t sum q_j (exact even when the
         loss is ~1e-300), scaled by the affine map; label smoothing adds only linear terms."""
-        if coef is not None:
-            target, others = coef[0] * target + coef[1], coef[2] * others + coef[3]
-        p = _cross_entropy(np, target, others, mult)[2]
+        p = _cross_entropy(np, *_mapped(target, others, coef), mult)[2]
         rest = p.sum(axis=1)
         q = np.concatenate([(1.0 - rest)[:, None], p], axis=1)
         H = -q[:, :, None] * q[:, None, :]
@@ -130,6 +127,13 @@ class Loss:
 
     def __repr__(self) -> str:
         return f"Loss({self.spec!r})"
+
+
+def _mapped(target, others, coef):
+    """The rows' logits under a loss's affine map ``coef`` (unchanged for None)."""
+    if coef is None:
+        return target, others
+    return coef[0] * target + coef[1], coef[2] * others + coef[3]
 
 
 def _cross_entropy(xp, target, others, mult):

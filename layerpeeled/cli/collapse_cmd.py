@@ -21,13 +21,7 @@ def register(sub):
                                                           "feature norm; default 5)")
     p.add_argument("--EW", type=float, default=None, help="constrained form: classifier energy budget E_W (mean squared "
                                                           "classifier norm; default 1)")
-    p.add_argument("--nA", type=float, default=None, help="penalized form: majority examples per class n_A (the answer "
-                                                          "depends on absolute counts; no default)")
-    p.add_argument("--lambda-W", dest="lambda_W", type=float, default=None, help="penalized form: classifier penalty")
-    p.add_argument("--lambda-H", dest="lambda_H", type=float, default=None,
-                   help="penalized form: feature penalty, summed over examples")
-    p.add_argument("--lambda-b", dest="lambda_b", type=float, default=None,
-                   help="penalized form: bias penalty, 0 for a free bias (default: no bias)")
+    _add_penalized_args(p, lists=False)
     p.add_argument("--loss", default="cross-entropy", help=LOSS_HELP)
     p.add_argument("--rel", type=float, default=1e-9, help="relative precision of the onsets in R")
     p.add_argument("--R", default=None, help="also report the smallest oversampling factor avoiding collapse at this "
@@ -47,12 +41,7 @@ def register(sub):
     p.add_argument("--EW", default=None, help="constrained form: classifier energy budgets E_W (a value list; default 1)")
     p.add_argument("--E", default=None, help="constrained form: values of the product E_H*E_W instead (sets E_H = E, "
                                              "E_W = 1)")
-    p.add_argument("--nA", default=None, help="penalized form: majority examples per class n_A (a value list)")
-    p.add_argument("--lambda-W", dest="lambda_W", default=None, help="penalized form: classifier penalties (a value list)")
-    p.add_argument("--lambda-H", dest="lambda_H", default=None,
-                   help="penalized form: feature penalties, summed over examples (a value list)")
-    p.add_argument("--lambda-b", dest="lambda_b", default=None,
-                   help="penalized form: bias penalties, 0 for a free bias (a value list; default: no bias)")
+    _add_penalized_args(p, lists=True)
     p.add_argument("--wr", default="1", help="oversampling / re-weighting factors w_r >= 1 of the minority (a value "
                                              "list; constrained form only)")
     p.add_argument("--mitigation", default="oversample", choices=MITIGATIONS, help="how w_r is applied")
@@ -68,13 +57,20 @@ def register(sub):
     p.add_argument("--out", default="figures", help="folder of the figures")
     p.add_argument("--format", default="png", help=f"comma list among {', '.join(FORMATS)}")
     p.add_argument("--quick", action="store_true", help="coarse phase diagram (seconds instead of a minute)")
-    p.add_argument("--nA", type=float, default=None, help="penalized form: majority examples per class n_A")
-    p.add_argument("--lambda-W", dest="lambda_W", type=float, default=None, help="penalized form: classifier penalty")
-    p.add_argument("--lambda-H", dest="lambda_H", type=float, default=None,
-                   help="penalized form: feature penalty, summed over examples")
-    p.add_argument("--lambda-b", dest="lambda_b", type=float, default=None,
-                   help="penalized form: bias penalty, 0 for a free bias (default: no bias)")
+    _add_penalized_args(p, lists=False)
     p.set_defaults(run=run_figures)
+
+
+def _add_penalized_args(p, lists: bool) -> None:
+    """The penalized form's options (``lists``: each a value list, for sweeps)."""
+    kind, each = (str, " (a value list)") if lists else (float, "")
+    p.add_argument("--nA", type=kind, default=None, help="penalized form: majority examples per class n_A (the answer "
+                                                         f"depends on absolute counts; no default){each}")
+    p.add_argument("--lambda-W", dest="lambda_W", type=kind, default=None, help=f"penalized form: classifier penalty{each}")
+    p.add_argument("--lambda-H", dest="lambda_H", type=kind, default=None,
+                   help=f"penalized form: feature penalty, summed over examples{each}")
+    p.add_argument("--lambda-b", dest="lambda_b", type=kind, default=None,
+                   help=f"penalized form: bias penalty, 0 for a free bias (default: no bias){each}")
 
 
 def _client(args):

@@ -20,6 +20,7 @@ import numpy as np
 
 from ..losses import CrossEntropy
 from ..problem import LPMProblem, PenalizedLPM, step_counts
+from ..solvers.newton import keep_warm, warm_start
 from ..solvers.penalized import solve_penalized_reduced
 from ..solvers.reduced import ReducedProgram, solve_reduced
 
@@ -45,18 +46,9 @@ def collapse_margin(KA: int, KB: int, R: float, EH: float = 5.0, EW: float = 1.0
     previous one's solution (a Newton polish from a neighbour instead of a solve from scratch)."""
     if KB < 2:
         raise ValueError(f"collapse needs at least two minority classes, got KB = {KB!r}")
-    r = solve_reduced(_problem(KA, KB, R, EH, EW, loss), collapsed=[1], tol=tol, warm=_warm_start(warm))
-    _keep(warm, r)
+    r = solve_reduced(_problem(KA, KB, R, EH, EW, loss), collapsed=[1], tol=tol, warm=warm_start(warm))
+    keep_warm(warm, r)
     return abs(r.state["b_gradient"][1]) / r.state["multiplier"] - 1.0
-
-
-def _warm_start(warm):
-    return None if warm is None else warm.get("x")
-
-
-def _keep(warm, result):
-    if warm is not None:
-        warm["x"] = result.state["x"]
 
 
 def vanish_margin(KA: int, KB: int, R: float, EH: float = 5.0, EW: float = 1.0, loss="cross-entropy") -> float:
@@ -182,8 +174,8 @@ def penalized_collapse_margin(KA, KB, R, nA, lambda_W, lambda_H, lambda_b=None, 
     (negative iff that is the full optimum: soft-thresholding keeps b_B = 0 exactly when |df/db_B| <= mu).
     ``warm`` as in :func:`collapse_margin`."""
     P = _penalized(KA, KB, R, nA, lambda_W, lambda_H, lambda_b, loss)
-    r = solve_penalized_reduced(P, collapsed=[1], tol=tol, warm=_warm_start(warm))
-    _keep(warm, r)
+    r = solve_penalized_reduced(P, collapsed=[1], tol=tol, warm=warm_start(warm))
+    keep_warm(warm, r)
     return abs(r.state["b_gradient"][1]) / P.mu - 1.0
 
 
@@ -195,8 +187,8 @@ def penalized_vanish_margin(KA, KB, R, nA, lambda_W, lambda_H, lambda_b=None, to
     if KA < 2:
         return math.inf
     P = _penalized(KA, KB, R, nA, lambda_W, lambda_H, lambda_b, loss)
-    r = solve_penalized_reduced(P, collapsed=[1], zero_between=True, tol=tol, warm=_warm_start(warm))
-    _keep(warm, r)
+    r = solve_penalized_reduced(P, collapsed=[1], zero_between=True, tol=tol, warm=warm_start(warm))
+    keep_warm(warm, r)
     return max(abs(r.state["b_gradient"][1]), r.state["M_gradient_norm"]) / P.mu - 1.0
 
 

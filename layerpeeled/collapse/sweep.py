@@ -10,6 +10,7 @@ from tqdm.auto import tqdm
 from ..losses import parse_loss
 from ..problem import LPMProblem, PenalizedLPM, step_counts
 from ..solvers import choose_method, solve
+from ..solvers.newton import keep_warm, warm_start
 from ..sweeps import ResultStore, config_key
 from .mitigation import effective_counts
 
@@ -67,12 +68,9 @@ def solve_config(config: dict, warm: dict | None = None) -> dict:
     ``warm``: a dict carried along a run of configurations; a reduced solve then starts from the
     previous reduced solution (a Newton polish from a neighbour; ignored where shapes differ)."""
     problem = config_problem(config)
-    options = {}
-    if warm is not None and "x" in warm and choose_method(problem) == "reduced" and config["method"] in ("auto", "reduced"):
-        options["warm"] = warm["x"]
-    result = solve(problem, config["method"], tol=config["tol"], **options)
-    if warm is not None and "x" in result.state:
-        warm["x"] = result.state["x"]
+    reduced = choose_method(problem) == "reduced" and config["method"] in ("auto", "reduced")
+    result = solve(problem, config["method"], tol=config["tol"], **({"warm": warm_start(warm)} if reduced else {}))
+    keep_warm(warm, result)
     rec = {k: getattr(result, k) for k in ("value", "gap", "method", "status", "iterations", "seconds")}
     rec["EW_opt"], rec["EH_opt"] = result.energies  # the energies of the optimum (the budgets, when constrained)
     rec.update(result.geometry.flat())  # R = w_r: one group, which is then majority and minority alike

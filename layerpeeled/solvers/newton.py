@@ -71,9 +71,8 @@ class FactoredProgram:
         return np.concatenate(parts + [beta])
 
     def hessian_x(self, x):
-        G = self.G
-        d, others = (self.Jg @ x)[:, 0], (self.Jg @ x)[:, 1:]
-        H = self.loss.row_hessians(d, others, self.mult, self.coef) * self.omega[:, None, None]
+        u = self.Jg @ x
+        H = self.loss.row_hessians(u[:, 0], u[:, 1:], self.mult, self.coef) * self.omega[:, None, None]
         return np.einsum("gin,gij,gjm->nm", self.Jg, H, self.Jg) + np.diag(self.decay)
 
     def jacobian(self, theta):
@@ -166,6 +165,17 @@ def polish(fp: FactoredProgram, x, certify, *, tol, mu=None, radius=None, max_st
         if gap < best[1]:
             best = (F, gap, x_cert, step)
     return best
+
+
+def warm_start(warm: dict | None):
+    """The start a run of nearby solves carries (``warm``: a dict passed from solve to solve, or None)."""
+    return None if warm is None else warm.get("x")
+
+
+def keep_warm(warm: dict | None, result) -> None:
+    """Remember a reduced solve's solution as the next solve's start."""
+    if warm is not None and "x" in result.state:
+        warm["x"] = result.state["x"]
 
 
 def first_order_then_newton(run, fp: FactoredProgram, certify, *, tol, warm=None, **form):

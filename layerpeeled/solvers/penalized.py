@@ -89,10 +89,14 @@ class PenalizedReduced:
         G = self.G
         return x[:G], x[G:G + G * G].reshape(G, G), x[G + G * G:]
 
+    def _logit_coordinates(self, x):
+        """(z, beta): the block coordinates of Z itself (Y's rows divided by their scale), and the bias."""
+        bp, Mp, beta = self.split(x)
+        return np.concatenate([bp / self.scale, (Mp / self.scale[:, None]).ravel()]), beta
+
     def derivatives(self, x):
         """Smooth part and its gradient in every coordinate (held ones included): (f, g_b, g_M, g_beta)."""
-        bp, Mp, beta = self.split(x)
-        z = np.concatenate([bp / self.scale, (Mp / self.scale[:, None]).ravel()])
+        z, beta = self._logit_coordinates(x)
         if self.has_bias:
             f, gb, gM, g_beta = self.prog.derivatives(z, beta)
             f += 0.5 * float(self.decay @ beta**2)
@@ -158,8 +162,7 @@ class PenalizedReduced:
 
     def logits(self, x):
         """The stacked distinct row logits (see :meth:`ReducedProgram.row_logits`), linear in x."""
-        bp, Mp, beta = self.split(x)
-        z = np.concatenate([bp / self.scale, (Mp / self.scale[:, None]).ravel()])
+        z, beta = self._logit_coordinates(x)
         d, others = self.prog.row_logits(z, beta if self.has_bias else None)
         return np.concatenate([d, others.ravel()])
 
