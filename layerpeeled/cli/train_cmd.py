@@ -30,6 +30,8 @@ def register(sub):
     p.add_argument("--KA", type=int, default=None, help="majority classes 0..KA-1 (new run: 5)")
     p.add_argument("--R", default=None, help="imbalance ratio n_A/n_B >= 1; inf: no minority examples (new run: 100)")
     p.add_argument("--wr", type=int, default=None, help="oversample every minority example this many times (new run: 1)")
+    p.add_argument("--reweight", type=int, default=None, help="multiply the loss of every minority example by this "
+                   "factor (the model sees n_B times it, SPEC §2.7; count-based losses see the weighted counts) (new run: 1)")
     p.add_argument("--imbalance", default=None, choices=IMBALANCES,
                    help="step: K_A classes of n_A, the rest n_A // R; long-tailed: n_k = n_A R^(-k/(K-1)) (new run: step)")
     for name, (kind, text) in OVERRIDABLE.items():
@@ -52,7 +54,7 @@ def run(args) -> int:
     from ..networks.config import TrainConfig, load_run_config, make_config
     from ..networks.train import train
 
-    given = {k: getattr(args, k) for k in ("dataset", "data_dir", "model", "KA", "R", "wr", "imbalance", "loss",
+    given = {k: getattr(args, k) for k in ("dataset", "data_dir", "model", "KA", "R", "wr", "reweight", "imbalance", "loss",
                                            "classifier", *OVERRIDABLE)}
     if args.milestones:
         try:
@@ -70,7 +72,7 @@ def run(args) -> int:
     rec = train(config, args.out, resume=args.resume, device=args.device)
     cos = rec.get("minority_w_cos")
     print(f"{config.model} on {config.dataset}, K_A = {config.KA}, R = {ratio_label(config.R)}, w_r = {config.wr}, "
-          f"loss {config.loss}, classifier {config.classifier}: "
+          f"reweight {config.reweight}, loss {config.loss}, classifier {config.classifier}: "
           f"train acc {rec['train_acc']:.4f}, test acc {rec['test_acc']:.4f}, minority cosine "
           f"{'undefined' if cos is None else f'{cos:.4f}'}, NC1 {rec['nc1']:.3g}")
     print(f"run folder: {args.out}")

@@ -104,3 +104,13 @@ class GramStats:
             return float("nan")
         inner = (self.trace - self.total / self.K) / np.sqrt(self.fro2 * (self.K - 1))
         return float(np.sqrt(max(2.0 - 2.0 * inner, 0.0)))
+
+
+def normalized_distance(A, B) -> float:
+    """|| A/||A||_F - B/||B||_F ||_F for two Gram matrices of the same classes (0: same shape up to scale;
+    nan when either is zero)."""
+    A, B = np.asarray(A, dtype=float), np.asarray(B, dtype=float)
+    a, b = np.linalg.norm(A), np.linalg.norm(B)
+    if a <= 0 or b <= 0:
+        return float("nan")
+    return float(np.linalg.norm(A / a - B / b))

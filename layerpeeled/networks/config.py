@@ -10,6 +10,8 @@ import math
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
+import numpy as np
+
 from ..imbalance import minority_count, parse_ratio, ratio_from_json, ratio_to_json
 from ..losses import parse_loss
 from .data import DATASETS, MAJORITY_SIZE
@@ -32,6 +34,7 @@ class TrainConfig:
     R: float = 1.0  # n_A / n_B (step) or n_max / n_min (long-tailed); math.inf: no minority examples
     imbalance: str = "step"  # "step" (K_A majority classes) or "long-tailed" (n_k = n_A R^(-k/(K-1)))
     wr: int = 1  # oversampling factor of the minority
+    reweight: int = 1  # factor on the loss of every minority example (SPEC §2.7: the model sees counts n_B * reweight)
     nA: int | None = None  # majority examples per class (default: the paper's 6000 / 5000)
     epochs: int = 350
     lr: float = 0.1
@@ -49,7 +52,7 @@ class TrainConfig:
             raise ValueError(f"unknown dataset {self.dataset!r}; choose one of {list(DATASETS)}")
         if self.model not in MODEL_NAMES:
             raise ValueError(f"unknown model {self.model!r}; choose one of {sorted(MODEL_NAMES)}")
-        for name in ("epochs", "batch_size", "KA", "wr", "measurements"):
+        for name in ("epochs", "batch_size", "KA", "wr", "reweight", "measurements"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
                 raise ValueError(f"{name} must be a positive integer, got {v!r}")
@@ -80,11 +83,15 @@ class TrainConfig:
     def majority_size(self) -> int:
         return self.nA or MAJORITY_SIZE[self.dataset]
 
+    def class_weights(self, K: int) -> np.ndarray:
+        """The loss factor of each class: ``reweight`` on the minority (classes K_A..K-1), 1 elsewhere."""
+        return np.where(np.arange(K) >= self.KA, float(self.reweight), 1.0)
+
     def to_json(self) -> dict:
         d = asdict(self)
         d["R"] = ratio_to_json(self.R)
         d["milestones"] = list(self.milestones)
-        for key, default in (("loss", DEFAULT_LOSS), ("classifier", DEFAULT_CLASSIFIER)):
+        for key, default in (("loss", DEFAULT_LOSS), ("classifier", DEFAULT_CLASSIFIER), ("reweight", 1)):
             if d[key] == default:  # runs keyed before these options existed keep their keys
                 del d[key]
         return d

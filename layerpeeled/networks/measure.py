@@ -1,14 +1,16 @@
 """What a network's training run records: accuracies, NC1-NC4, classifier geometry per group
-(through the same functions as the model solutions), and the measured energies E_W, E_H."""
+(through the same functions as the model solutions), the measured energies E_W, E_H, and the
+distance of its geometry to its model twin: the LPM optimum with the same class counts, energies,
+loss and classifier (SPEC §3)."""
 from __future__ import annotations
 
 import numpy as np
 import torch
 
-from ..geometry.gram import GramStats
+from ..geometry.gram import GramStats, normalized_distance
 from ..geometry.neural_collapse import class_means, nc_metrics
 from ..geometry.report import group_geometry
-from ..imbalance import step_groups
+from ..imbalance import INF_SURROGATE, step_groups
 
 
 @torch.no_grad()
@@ -42,6 +44,37 @@ def classifier_geometry(W: np.ndarray, KA: int, counts, H_means: np.ndarray | No
     return group_geometry(gcounts, GramStats.from_matrix(W @ W.T, groups), h_stats)
 
 
+def model_twin(counts, EH: float, EW: float, loss: str = "cross-entropy", classifier: str = "learned", weights=None):
+    """The constrained LPM a network is compared with: its class counts (times the loss factors of a
+    re-weighted run, SPEC §2.7; a class without examples counts INF_SURROGATE times fewer than the
+    largest), its measured E_H and E_W, its loss and its classifier."""
+    from ..problem import LPMProblem
+
+    counts = np.asarray(counts, dtype=float) * (1.0 if weights is None else np.asarray(weights, dtype=float))
+    counts = np.where(counts > 0, counts, counts.max() / INF_SURROGATE)
+    return LPMProblem(tuple(counts.tolist()), EH, EW, loss, classifier)
+
+
+def twin_distances(W: np.ndarray, means: np.ndarray, counts, EH: float, EW: float, loss: str, classifier: str,
+                   weights=None) -> dict:
+    """Distances of the classifier Gram W W^T and of the centred class-mean Gram C M M^T C
+    (C = I - 11^T/K: a network's features carry a common offset that its bias absorbs) to those of the
+    model twin (None where the twin does not exist, e.g. energies so large that every loss underflows,
+    or where a class has no examples and hence no mean)."""
+    from ..solvers import solve
+
+    out = {"w_model_distance": None, "h_model_distance": None}
+    try:
+        Wm, Hm = solve(model_twin(counts, EH, EW, loss, classifier, weights)).factors()
+    except ValueError:
+        return out
+    out["w_model_distance"] = normalized_distance(W @ W.T, Wm @ Wm.T)
+    if not np.isnan(means).any():
+        C = np.eye(len(means)) - 1.0 / len(means)
+        out["h_model_distance"] = normalized_distance(C @ means @ means.T @ C, C @ Hm @ Hm.T @ C)
+    return out
+
+
 def measure(model, data, whole_test: bool = True) -> dict:
     """One record of measurements on the training subset and the test set (``whole_test=False``:
     on its fixed stratified probe ``data.probe`` only; ``test_examples`` says which)."""
@@ -63,5 +96,9 @@ def measure(model, data, whole_test: bool = True) -> dict:
     rec["EH"] = float((sq[present] / counts[present]).mean())  # (1/K) sum_k (1/n_k) sum_i |h_ki|^2
     rec.update(classifier_geometry(W, data.KA, data.counts, means).flat())
     rec["class_counts"] = data.counts.tolist()
+    if np.any(data.weights != 1):
+        rec["class_weights"] = data.weights.tolist()
+    rec.update(twin_distances(W, means, data.counts, rec["EH"], rec["EW"], data.loss, data.classifier,
+                              data.weights))
     rec["test_examples"] = int(len(ty))
     return rec

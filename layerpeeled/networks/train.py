@@ -67,22 +67,29 @@ class RunData:
         self.test_y = torch.from_numpy(ds.test_y).to(device)
         self.probe = torch.from_numpy(stratified_subset(ds.test_y, PROBE_PER_CLASS)).to(device)
         self.counts = np.bincount(ds.train_y[idx], minlength=K)
+        self.weights = config.class_weights(K)  # loss factors: re-weighting the minority
+        self.loss, self.classifier = config.loss, config.classifier  # what the model beside each measurement needs
 
 
-def training_loss(spec: str, counts, device):
-    """The loss on a batch of logits (SPEC §1), its per-class coefficients fixed by the training counts
-    (classes without examples, R = inf, count as INF_SURROGATE times fewer than the largest, as in the
-    model); label smoothing is torch's, which is SPEC's (1 - eps) CE + (eps / K) sum_j CE_j."""
+def training_loss(spec: str, counts, device, weights=None):
+    """The mean loss over a batch of logits (SPEC §1), its per-class coefficients fixed by the training
+    counts (classes without examples, R = inf, count as INF_SURROGATE times fewer than the largest, as
+    in the model); label smoothing is torch's, which is SPEC's (1 - eps) CE + (eps / K) sum_j CE_j.
+    ``weights``: a factor on each class's examples (re-weighting, SPEC §2.7); the loss's coefficients
+    then see the weighted counts, as an oversampled run would."""
     loss = parse_loss(spec)
-    counts = np.asarray(counts, dtype=float)
+    counts = np.asarray(counts, dtype=float) * (1.0 if weights is None else np.asarray(weights, dtype=float))
     coef = loss.coefficients(np.where(counts > 0, counts, counts.max() / INF_SURROGATE))
-    if coef is None:
-        return lambda logits, y: F.cross_entropy(logits, y, label_smoothing=loss.eps)
-    scale, shift, margin = (torch.as_tensor(c, dtype=torch.float32, device=device) for c in coef)
+    factor = None if weights is None or np.all(np.asarray(weights) == 1) else torch.as_tensor(
+        np.asarray(weights, dtype=np.float32), device=device)
+    if coef is not None:
+        scale, shift, margin = (torch.as_tensor(c, dtype=torch.float32, device=device) for c in coef)
 
     def fn(logits, y):
-        u = logits * scale + shift - margin[y][:, None] * F.one_hot(y, logits.shape[1])
-        return F.cross_entropy(u, y, label_smoothing=loss.eps)
+        u = logits if coef is None else logits * scale + shift - margin[y][:, None] * F.one_hot(y, logits.shape[1])
+        if factor is None:
+            return F.cross_entropy(u, y, label_smoothing=loss.eps)
+        return (factor[y] * F.cross_entropy(u, y, label_smoothing=loss.eps, reduction="none")).mean()
 
     return fn
 
@@ -136,7 +143,7 @@ def train(config: TrainConfig, out, resume: bool = False, device: str | None = N
     if config.classifier == "etf":
         model.fix_classifier_to_etf(config.seed)
     model = model.to(dev, memory_format=fmt)
-    criterion = training_loss(config.loss, data.counts, dev)
+    criterion = training_loss(config.loss, data.counts, dev, data.weights)
     opt = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
     sched = torch.optim.lr_scheduler.MultiStepLR(opt, milestones=list(config.milestones), gamma=0.1)
     gen = torch.Generator().manual_seed(config.seed)
@@ -189,7 +196,7 @@ def train(config: TrainConfig, out, resume: bool = False, device: str | None = N
         from .plots import plot_run
 
         plot_run(records, out / "metrics.png", title=f"{config.model} on {config.dataset}, K_A = {config.KA}, "
-                 f"R = {ratio_label(config.R)}, w_r = {config.wr}")
+                 f"R = {ratio_label(config.R)}, w_r = {config.wr}" + (f", reweight {config.reweight}" if config.reweight > 1 else ""))
     return records[-1] if records else {}
 
 

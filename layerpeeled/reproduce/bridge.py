@@ -1,15 +1,18 @@
 """The bridge from trained networks to the model: for every network, the minority geometry that
-three calibrations of the LPM predict, set beside what was measured.
+four calibrations of the LPM predict, set beside what was measured. Every calibration models the
+run's class counts (times its loss factors when it re-weights the minority), its loss and its
+classifier (a fixed-ETF run is compared with the fixed-ETF model).
 
 - ``measured``: the constrained LPM at the network's measured E_W = mean |w_k|^2 and E_H = mean
-  over classes of the mean |h|^2, with its class counts;
+  over classes of the mean |h|^2 (the run's model twin);
 - ``weight-decay``: the penalized LPM at the run's own weight decay, lambda_W = lambda_H = wd,
   and its bias decayed by wd as in training (SGD decays every parameter alike);
 - ``fitted``: the constrained LPM at one effective E_H E_W for the whole series, fitted to the
   other runs' minority cosines and judged on the held-out run (leave-one-out);
 - ``fitted-decay``: the penalized LPM at one effective weight decay (lambda_W = lambda_H = lambda_b)
   for the whole series, fitted and judged the same way.
-A vanished minority in the model (cosine undefined, the limit of full collapse) counts as cosine
+The penalized calibrations need a learned classifier and, with the network's bias, a loss unchanged
+when all logits shift (not ``vs``/``cdt``); other runs go without them. A vanished minority in the model (cosine undefined, the limit of full collapse) counts as cosine
 1 when errors are taken.
 """
 from __future__ import annotations
@@ -19,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..imbalance import INF_SURROGATE
+from ..networks.measure import model_twin
 from ..problem import LPMProblem, PenalizedLPM
 from ..solvers import solve
 
@@ -36,13 +39,6 @@ FITS = {  # the one parameter each fitted calibration searches, on a log grid
 }
 
 
-def _counts(record: dict) -> tuple:
-    counts = np.asarray(record["class_counts"], dtype=float)
-    if (counts == 0).any():
-        counts[counts == 0] = counts.max() / INF_SURROGATE
-    return tuple(counts.tolist())
-
-
 def compared(flat: dict) -> dict:
     """The quantities the bridge compares, from flat geometry fields (a model's or a network's)."""
     out = {k: flat.get(k) for k in COMPARED[:3]}
@@ -55,8 +51,10 @@ def compared(flat: dict) -> dict:
 _PREDICTIONS: dict = {}  # a series' fitted calibration solves the same problems for every held-out run
 
 
-def _predict(problem) -> dict:
-    key = (tuple(problem.counts.tolist()), tuple(problem.describe().items()))
+def _predict(problem) -> dict | None:
+    if problem is None:
+        return None
+    key = (tuple(problem.counts.tolist()), tuple(problem.describe().items()), problem.loss.spec)
     if key not in _PREDICTIONS:
         _PREDICTIONS[key] = compared(solve(problem).geometry.flat())
     return _PREDICTIONS[key]
@@ -72,38 +70,45 @@ def _errors(pred: dict, meas: dict) -> dict:
     return {k: abs(a - b) for k, (a, b) in pairs.items() if a is not None and b is not None}
 
 
-def model_problem(record: dict, calibration: str, weight_decay: float | None = None, product: float | None = None):
-    """The LPM a calibration solves for one network record (``product``: the fitted parameter)."""
-    counts = _counts(record)
+def model_problem(record: dict, config: dict, calibration: str, product: float | None = None):
+    """The LPM a calibration solves for one network record of a run with training configuration
+    ``config`` (JSON, as in config.json); ``product``: the fitted parameter. None where the
+    calibration does not apply to the run (module docstring)."""
+    loss, classifier = config.get("loss", "cross-entropy"), config.get("classifier", "learned")
+    twin = model_twin(record["class_counts"], record["EH"], record["EW"], loss, classifier, record.get("class_weights"))
     if calibration == "measured":
-        return LPMProblem(counts, record["EH"], record["EW"])
-    if calibration == "weight-decay":
-        return PenalizedLPM(counts, weight_decay, weight_decay, weight_decay)
+        return twin
     if calibration == "fitted":
-        return LPMProblem(counts, product, 1.0)
-    if calibration == "fitted-decay":
-        return PenalizedLPM(counts, product, product, product)
-    raise ValueError(f"calibration must be one of {list(CALIBRATIONS)}, got {calibration!r}")
+        return LPMProblem(twin.counts, product, 1.0, twin.loss, classifier)
+    if calibration not in CALIBRATIONS:
+        raise ValueError(f"calibration must be one of {list(CALIBRATIONS)}, got {calibration!r}")
+    if classifier != "learned" or not twin.loss.shift_invariant:
+        return None
+    decay = config["weight_decay"] if calibration == "weight-decay" else product
+    return PenalizedLPM(twin.counts, decay, decay, decay, twin.loss)
 
 
-def bridge(record: dict, weight_decay: float) -> dict:
+def bridge(record: dict, config: dict) -> dict:
     """The measured and weight-decay calibrations of one network record, next to its measurement."""
     meas = compared(record)
-    pred = {c: _predict(model_problem(record, c, weight_decay)) for c in ("measured", "weight-decay")}
+    pred = {c: _predict(model_problem(record, config, c)) for c in ("measured", "weight-decay")}
+    pred = {c: p for c, p in pred.items() if p is not None}
     return {"EH": record["EH"], "EW": record["EW"], "measured": meas, "predicted": pred,
             "abs_error": {c: _errors(p, meas) for c, p in pred.items()}}
 
 
-def fit_product(records: list[dict], calibration: str = "fitted") -> float:
+def fit_product(records: list[dict], calibration: str = "fitted") -> float | None:
     """The parameter of a fitted calibration (on its grid in :data:`FITS`) whose predicted minority
-    cosines are closest to the measured ones on average over ``records``."""
+    cosines are closest to the measured ones on average over ``records`` (which carry their
+    ``config``); None when the calibration applies to none of them."""
     def loss(value):
-        errs = [_errors(_predict(model_problem(r, calibration, product=value)), compared(r)).get("minority_w_cos")
-                for r in records]
+        preds = [(_predict(model_problem(r, r["config"], calibration, value)), r) for r in records]
+        errs = [_errors(p, compared(r)).get("minority_w_cos") for p, r in preds if p is not None]
         errs = [e for e in errs if e is not None]
         return np.mean(errs) if errs else np.inf
 
-    return float(min(FITS[calibration], key=loss))
+    best = min(FITS[calibration], key=loss)
+    return None if np.isinf(loss(best)) else float(best)
 
 
 def bridge_series(records: list[dict]) -> list[dict]:
@@ -113,13 +118,15 @@ def bridge_series(records: list[dict]) -> list[dict]:
 
     out = []
     for rec in records:
-        b = bridge(rec, rec["config"]["weight_decay"])
+        b = bridge(rec, rec["config"])
         others = [r for r in records if without_seed(r["config"]) != without_seed(rec["config"])] or records
         for calibration, key in (("fitted", "fitted_product"), ("fitted-decay", "fitted_decay")):
             value = fit_product(others, calibration)
             b[key] = value
-            b["predicted"][calibration] = _predict(model_problem(rec, calibration, product=value))
-            b["abs_error"][calibration] = _errors(b["predicted"][calibration], b["measured"])
+            pred = None if value is None else _predict(model_problem(rec, rec["config"], calibration, value))
+            if pred is not None:
+                b["predicted"][calibration] = pred
+                b["abs_error"][calibration] = _errors(pred, b["measured"])
         out.append(b)
     return out
 
@@ -132,7 +139,7 @@ def bridge_run(run_folder) -> dict:
         raise FileNotFoundError(f"{folder} holds no finished training run (no records.json)")
     config = json.loads((folder / "config.json").read_text())
     record = json.loads(path.read_text())[-1]
-    return {"config": config, "epoch": record["epoch"], **bridge(record, config["weight_decay"])}
+    return {"config": config, "epoch": record["epoch"], **bridge(record, config)}
 
 
 def mean_errors(bridges: list[dict]) -> dict:

@@ -25,10 +25,12 @@ class Scale:
     oversampling_R: float
     oversampling_wr: tuple
     weight_decays: tuple = (5e-4, 5e-3)
+    remedy_ratios: tuple = (10.0, 100.0, 1000.0)  # the networks of `lpm reproduce remedies`
 
 
 SCALES = {
-    "smoke": Scale("cpu", dict(nA=100, epochs=3, milestones=(2,), measurements=2), (1.0, 10.0, INF), (5,), 10.0, (1, 10)),
+    "smoke": Scale("cpu", dict(nA=100, epochs=3, milestones=(2,), measurements=2), (1.0, 10.0, INF), (5,), 10.0, (1, 10),
+                   remedy_ratios=(10.0,)),
     # quick: 4 runs in about 4 minutes on 2 shared cores (measured in README.md)
     "quick": Scale("cpu", dict(nA=150, epochs=15, batch_size=64, milestones=(8, 12), measurements=5),
                    (1.0, 10.0, 100.0, INF), (5,),
@@ -36,7 +38,7 @@ SCALES = {
     "cpu": Scale("cpu", {}, (1.0, 10.0, 100.0, 1000.0, INF), (5,), 1000.0, (1, 10, 100, 1000)),
     "paper": Scale("paper", {}, (1.0, 10.0, 100.0, 1000.0, INF), (3, 5, 7), 1000.0, (1, 10, 100, 1000)),
 }
-FIGURES = ("a", "b", "c", "d")
+FIGURES = ("a", "b", "c", "d")  # the paper's; "remedies" goes beyond it (reproduce.remedies)
 
 
 def get_scale(name: str) -> Scale:
@@ -63,8 +65,13 @@ def network_configs(figure: str, scale: Scale, dataset: str = "fashion-mnist", K
         grid = [dict(KA=KA_values[0], R=R, weight_decay=wd) for wd in scale.weight_decays for R in scale.ratios]
     elif figure == "d":
         grid = [dict(KA=KA_values[0], R=scale.oversampling_R, wr=w) for w in scale.oversampling_wr]
+    elif figure == "remedies":  # the largest ratio first: its runs say the most if a sweep is cut short
+        from .remedies import REMEDIES
+
+        grid = [dict(KA=KA_values[0], R=R, **r.training(R)) for R in sorted(scale.remedy_ratios, reverse=True)
+                for r in REMEDIES.values()]
     else:
-        raise ValueError(f"figure {figure!r} trains no networks; networks are behind b, c and d")
+        raise ValueError(f"figure {figure!r} trains no networks; networks are behind b, c, d and remedies")
     base = make_config(scale.preset).seed
     return [_config(scale, dataset, **fields, seed=base + i) for fields in grid for i in range(seeds)]
 
