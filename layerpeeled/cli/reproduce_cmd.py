@@ -12,7 +12,9 @@ def register(sub):
     p = sub.add_parser("reproduce", help="reproduce the paper's figures (a-d) and write an HTML report",
                        formatter_class=HelpFormatter)
     p.add_argument("figures", nargs="+", help="a (model curve), b (networks vs R), c (model vs networks at two weight "
-                   "decays), d (oversampling), all, or quick (a, plus b when FashionMNIST is present)")
+                   "decays), d (oversampling), all (a-d), quick (a, plus b when FashionMNIST is present), or remedies "
+                   "(beyond the paper: cross-entropy, oversampling, re-weighting, la, vs, cdt, ldam, ls and a fixed ETF "
+                   "classifier, in the model and in networks at the scale's remedy ratios)")
     p.add_argument("--scale", default="cpu", choices=sorted(SCALES),
                    help="smoke: three tiny runs (a cluster check, under a minute); quick: minutes; cpu: small CNN, "
                         "~30 min per R-series on 2 cores; paper: SPEC §4 recipe (GPU/cluster)")

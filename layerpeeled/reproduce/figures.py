@@ -172,3 +172,52 @@ def nc_over_training(histories: list[tuple[str, list[dict]]], folder, title, for
     axes[0][0].legend(fontsize=6)
     fig.suptitle(title)
     return save_figure(fig, folder, "nc_over_training", formats)
+
+
+def _collapse_value(cos, vanished):
+    """A minority cosine for plotting: vanished classifiers (full collapse) plot at 1."""
+    return 1.0 if vanished else _nan(cos)
+
+
+def remedies_model(curves: dict, folder, title, formats=("png",)):
+    """The model's minority cosines against R for each remedy: classifiers and class means."""
+    from .remedies import REMEDIES
+
+    fig, axes = plt.subplots(1, 2, figsize=(13, 4.8), sharey=True)
+    for ax, key, label in ((axes[0], "minority_w_cos", "mean cosine between minority classifiers"),
+                           (axes[1], "minority_h_cos", "mean cosine between minority class means")):
+        for i, (name, recs) in enumerate(curves.items()):
+            ys = [_collapse_value(r[key], r["minority_vanished"]) for r in recs]
+            ax.plot([r["R"] for r in recs], ys, "o-" if i < 5 else "s--", ms=3, color=f"C{i}", label=REMEDIES[name].label)
+            gone = [r["R"] for r in recs if r["minority_vanished"]]
+            ax.plot(gone, [1.0] * len(gone), "x", color=f"C{i}", ms=6)
+        ax.set_xscale("log")
+        ax.set_xlabel("imbalance ratio R = $n_A/n_B$")
+        ax.set_ylabel(label)
+        ax.grid(alpha=0.3)
+    axes[1].legend(fontsize=7, loc="center right")
+    fig.suptitle(title + "\nx: the minority classifiers vanish (full collapse, cosine undefined, drawn at 1)")
+    return save_figure(fig, folder, "remedies_model", formats)
+
+
+def remedies_networks(rows: list[dict], folder, title, formats=("png",)):
+    """Networks (solid) and their model twins (dashed, open) per remedy: minority cosine and accuracy."""
+    from .remedies import REMEDIES
+
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(13, 4.8))
+    for ax, (net, model), label in ((a1, ("cos network", "cos model"), "mean cosine between minority classifiers"),
+                                    (a2, ("minority test acc", "model minority recognised"),
+                                     "minority accuracy: network (test) / model (own class means)")):
+        pos = _axis(ax, [r["R"] for r in rows])
+        for i, name in enumerate(REMEDIES):
+            sel = [r for r in rows if r["remedy"] == name]
+            if not sel:
+                continue
+            x_of = lambda r: pos(r["R"])
+            _line(ax, _points(sel, x_of, lambda r: r[net]), "o-", f"C{i}", REMEDIES[name].label)
+            _line(ax, _points(sel, x_of, lambda r: 1.0 if r[model] is None and model == "cos model" else r[model]),
+                  "s--", f"C{i}", None, mfc="none", alpha=0.8)
+        ax.set_ylabel(label)
+    a2.legend(fontsize=7)
+    fig.suptitle(title + "\nsolid: networks; dashed, open: the LPM at each network's measured energies, counts, loss, classifier")
+    return save_figure(fig, folder, "remedies_networks", formats)

@@ -15,6 +15,7 @@ from . import figures as netfig
 from ..imbalance import INF_SURROGATE, ratio_label
 from .bridge import CALIBRATIONS, bridge_series, summarise
 from .figures import seed_spread
+from .remedies import remedies_sections
 from .report import write_report
 from .runner import run_networks
 from .scales import FIGURES, get_scale, network_configs
@@ -45,10 +46,19 @@ def _bridge_rows(records, bridges):
                "cos measured": b["measured"]["minority_w_cos"]}
         row.update({f"cos {c}": b["predicted"][c]["minority_w_cos"] for c in CALIBRATIONS if c in b["predicted"]})
         row["fitted E_H E_W"], row["fitted decay"] = b.get("fitted_product"), b.get("fitted_decay")
+        row["W to model"], row["H to model"] = r.get("w_model_distance"), r.get("h_model_distance")
         row["norm ratio measured"] = b["measured"]["norm_ratio"]
         row.update({f"norm ratio {c}": b["predicted"][c]["norm_ratio"] for c in CALIBRATIONS if c in b["predicted"]})
         rows.append(row)
     return rows
+
+
+BRIDGE_TEXT = ("For every trained network four calibrations of the LPM predict its minority geometry from its class "
+               f"counts (R = inf solved as R = {INF_SURROGATE:g}), its loss and its classifier: the constrained model at "
+               "the measured energies E_W = mean |w_k|^2, E_H = mean over classes of the mean |h|^2; the penalized model "
+               "at the run's weight decay (lambda_W = lambda_H = lambda_b = wd); the constrained model at one effective "
+               "E_H E_W and the penalized model at one effective weight decay, each fitted on the other runs of the same "
+               "figure (leave-one-out). A vanished minority counts as cosine 1. ")
 
 
 def environment() -> dict:
@@ -84,7 +94,8 @@ def _histories(store, configs) -> list:
     out = []
     for c in configs:
         folder = Path(store.get(c)["run"])
-        label = f"K_A={c['KA']}, R={ratio_label(c['R'])}, wd={c['weight_decay']:g}, w_r={c['wr']}, seed={c['seed']}"
+        extra = "".join(f", {k}={c[k]}" for k in ("loss", "classifier", "reweight") if k in c)
+        label = f"K_A={c['KA']}, R={ratio_label(c['R'])}, wd={c['weight_decay']:g}, w_r={c['wr']}{extra}, seed={c['seed']}"
         out.append((label, json.loads((folder / "records.json").read_text())))
     return out
 
@@ -99,9 +110,9 @@ def reproduce(figures, scale: str = "cpu", out="results", dataset: str = "fashio
         figures = list(FIGURES)
     if "quick" in figures:
         figures = ["a"] + (["b"] if dataset != "fashion-mnist" or fashion_mnist_available(data_dir) else [])
-    bad = [f for f in figures if f not in FIGURES]
+    bad = [f for f in figures if f not in FIGURES + ("remedies",)]
     if bad:
-        raise ValueError(f"unknown figure(s) {bad}; choose among {list(FIGURES)}, 'all' or 'quick'")
+        raise ValueError(f"unknown figure(s) {bad}; choose among {list(FIGURES)}, 'all', 'quick' or 'remedies'")
     check_workers(workers)
     out = output_folder(Path(out).resolve())  # Dask workers elsewhere must write where the caller reads
     figdir = out / "figures"
@@ -125,7 +136,7 @@ def reproduce(figures, scale: str = "cpu", out="results", dataset: str = "fashio
         timings["training"] = time.perf_counter() - t
         title = f"{dataset}, scale {scale} ({union[0]['model']}, {union[0]['epochs']} epochs, n_A = {union[0]['nA'] or 'paper'})"
         all_recs, all_bridges = [], []
-        for f in net_figs:
+        for f in [f for f in net_figs if f != "remedies"]:
             recs = _records(store, configs[f])
             bridges = bridge_series(recs)
             all_recs += recs
@@ -142,17 +153,13 @@ def reproduce(figures, scale: str = "cpu", out="results", dataset: str = "fashio
             sections.append({"title": head, "figures": [p for p in paths if p.suffix == ".png"],
                              "text": summarise(bridges) + "." + _seed_text(recs), "table": _bridge_rows(recs, bridges),
                              "settings": configs[f]})
-        paths = netfig.bridge_overlay(all_recs, all_bridges, figdir,
-                                      "Four calibrations of the model (open markers) over the networks (solid)", formats)
-        sections.append({"title": "The bridge: how close the model came", "figures": [p for p in paths if p.suffix == ".png"],
-                         "text": "For every trained network four calibrations of the LPM predict its minority geometry "
-                                 "from its class counts (R = inf solved as R = " f"{INF_SURROGATE:g}): "
-                                 "the constrained model at the measured energies E_W = mean |w_k|^2, E_H = mean over "
-                                 "classes of the mean |h|^2; the penalized model at the run's weight decay "
-                                 "(lambda_W = lambda_H = lambda_b = wd); the constrained model at one effective "
-                                 "E_H E_W and the penalized model at one effective weight decay, each fitted on the "
-                                 "other runs of the same figure (leave-one-out). A vanished "
-                                 "minority counts as cosine 1. " + summarise(all_bridges) + "." + _seed_text(all_recs)})
+        if "remedies" in net_figs:
+            sections += remedies_sections(_records(store, configs["remedies"]), sc, figdir, title, formats, timings)
+        if all_recs:
+            paths = netfig.bridge_overlay(all_recs, all_bridges, figdir,
+                                          "Four calibrations of the model (open markers) over the networks (solid)", formats)
+            sections.append({"title": "The bridge: how close the model came", "figures": [p for p in paths if p.suffix == ".png"],
+                             "text": BRIDGE_TEXT + summarise(all_bridges) + "." + _seed_text(all_recs)})
         paths = netfig.nc_over_training(_histories(store, union), figdir, f"NC1-NC4 over training: {title}", formats)
         sections.append({"title": "Neural collapse over training, per run", "figures": [p for p in paths if p.suffix == ".png"],
                          "text": "Papyan-Han-Donoho metrics at the measurement epochs of every run (class-balanced "

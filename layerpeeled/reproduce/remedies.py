@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from ..networks.config import DEFAULT_CLASSIFIER, DEFAULT_LOSS
 
 
@@ -58,3 +60,147 @@ def remedy_of(config: dict) -> str:
         raise ValueError(f"configuration applies no single remedy of {list(REMEDIES)}: loss {config.get('loss')}, "
                          f"classifier {config.get('classifier')}, wr {config.get('wr')}, reweight {config.get('reweight')}")
     return found[0]
+
+
+COLLAPSE_COS = 0.5  # a mean minority classifier cosine at or above this (or vanished classifiers) counts as collapse
+
+
+def model_problem(remedy: Remedy, R: float, nA: float, EH: float = 5.0, EW: float = 1.0, KA: int = 5, K: int = 10):
+    """The constrained LPM of a remedy at step imbalance R (K_A classes of n_A examples, the rest
+    n_A / R): counts rebalanced for oversampling and re-weighting, its loss, its classifier."""
+    from ..problem import LPMProblem, step_counts
+
+    counts = remedy.model_counts(step_counts(KA, K - KA, R, nA), KA, R)
+    return LPMProblem(counts, EH, EW, remedy.loss, remedy.classifier)
+
+
+def minority_recognised(result, KA: int) -> float | None:
+    """The model's minority accuracy on its own class means: the share of minority classes (K_A..K-1)
+    whose logit row puts their own class on top (a tie among m classes counts 1/m)."""
+    Z = result.logits
+    if KA >= len(Z):
+        return None
+    scores = []
+    for k in range(KA, len(Z)):
+        top = np.isclose(Z[k], Z[k].max(), rtol=1e-9, atol=1e-9)
+        scores.append(top[k] / top.sum())
+    return float(np.mean(scores))
+
+
+def model_curves(ratios, nA: float, EH: float = 5.0, EW: float = 1.0, KA: int = 5, K: int = 10,
+                 remedies: dict | None = None) -> dict:
+    """{remedy: [record per R]} for ``remedies`` (default all) with the minority classifier and
+    class-mean cosines, whether the minority classifiers vanished, the recognised minority share,
+    the optimal value and its certified gap."""
+    from ..solvers import choose_method, solve
+    from ..solvers.newton import keep_warm, warm_start
+
+    out = {}
+    for name, remedy in (REMEDIES if remedies is None else remedies).items():
+        warm, recs = {}, []
+        for R in ratios:
+            problem = model_problem(remedy, R, nA, EH, EW, KA, K)
+            kw = {"warm": warm_start(warm)} if choose_method(problem) == "reduced" else {}
+            res = solve(problem, **kw)
+            keep_warm(warm, res)
+            flat = res.geometry.flat()
+            recs.append({"R": R, "value": res.value, "gap": res.gap, "minority_w_cos": flat.get("minority_w_cos"),
+                         "minority_h_cos": flat.get("minority_h_cos"), "minority_vanished": flat.get("minority_vanished"),
+                         "minority_recognised": minority_recognised(res, KA)})
+        out[name] = recs
+    return out
+
+
+def collapsed(cos: float | None, vanished: bool | None) -> bool:
+    """Minority Collapse by :data:`COLLAPSE_COS`: a vanished minority counts as collapsed."""
+    return bool(vanished) or (cos is not None and cos >= COLLAPSE_COS)
+
+
+def network_row(record: dict) -> dict:
+    """One trained network of the remedies series beside its model twin (the constrained LPM at its
+    measured energies, with its counts, loss and classifier): minority geometry and accuracy."""
+    from ..solvers import solve
+    from .bridge import model_problem as bridge_problem
+
+    config = record["config"]
+    twin = solve(bridge_problem(record, config, "measured"))
+    flat = twin.geometry.flat()
+    row = {"remedy": remedy_of(config), "R": config["R"], "seed": config["seed"],
+           "test acc": record["test_acc"], "minority test acc": record["test_acc_minority"],
+           "model minority recognised": minority_recognised(twin, config["KA"]),
+           "cos network": record["minority_w_cos"], "cos model": flat.get("minority_w_cos"),
+           "h cos network": record.get("minority_h_cos"), "h cos model": flat.get("minority_h_cos"),
+           "W to model": record.get("w_model_distance"), "H to model": record.get("h_model_distance"),
+           "E_H": record["EH"], "E_W": record["EW"]}
+    row["network collapsed"] = collapsed(record["minority_w_cos"], record.get("minority_vanished"))
+    row["model collapsed"] = collapsed(flat.get("minority_w_cos"), flat.get("minority_vanished"))
+    return row
+
+
+def disagreements(rows: list[dict]) -> list[str]:
+    """In words, each remedy and ratio where the model and the networks disagree on collapse (by the
+    majority vote of the seeds)."""
+    from ..imbalance import ratio_label
+
+    out = []
+    for name in REMEDIES:
+        for R in dict.fromkeys(r["R"] for r in rows if r["remedy"] == name):
+            sel = [r for r in rows if r["remedy"] == name and r["R"] == R]
+            net = 2 * sum(r["network collapsed"] for r in sel) > len(sel)
+            model = 2 * sum(r["model collapsed"] for r in sel) > len(sel)
+            if net != model:
+                mean = lambda key: np.mean([r[key] if r[key] is not None else 1.0 for r in sel])
+                out.append(f"{REMEDIES[name].label} at R = {ratio_label(R)}: the {'model' if model else 'network'} collapses "
+                           f"and the {'network' if model else 'model'} does not (minority cosine: network "
+                           f"{mean('cos network'):.2f}, model {mean('cos model'):.2f})")
+    return out
+
+
+def _first_collapse(recs) -> str:
+    hit = [r["R"] for r in recs if collapsed(r["minority_w_cos"], r["minority_vanished"])]
+    return f"collapses from R = {hit[0]:.3g}" if hit else "does not collapse up to R = " + f"{recs[-1]['R']:.3g}"
+
+
+def remedies_sections(records: list[dict], scale, figdir, title: str, formats, timings: dict,
+                      EH: float = 5.0, EW: float = 1.0) -> list[dict]:
+    """The report's two remedies sections: the model's curves (at E_H, E_W and the series' n_A) and
+    the networks beside their model twins. ``timings`` receives the seconds each part took."""
+    import time
+
+    from ..collapse.sweep import paper_ratios
+    from ..networks.config import TrainConfig
+    from . import figures as netfig
+
+    config = TrainConfig.from_json({**records[0]["config"], "data_dir": None})
+    nA, KA = float(config.majority_size), config.KA
+    t = time.perf_counter()
+    curves = model_curves(paper_ratios(), nA, EH, EW, KA)
+    timings["remedies model"] = time.perf_counter() - t
+    paths = netfig.remedies_model(curves, figdir, f"The LPM per remedy: K = 10, $K_A$ = {KA}, $n_A$ = {nA:g}, "
+                                  f"$E_H$ = {EH:g}, $E_W$ = {EW:g}", formats)
+    words = "; ".join(f"{REMEDIES[n].label} {_first_collapse(recs)}" for n, recs in curves.items())
+    model_section = {"title": "Remedies in the model: minority cosines against R", "figures": paths[:1],
+                     "text": f"The constrained LPM with each remedy's loss, classifier and rebalanced counts (K = 10, "
+                             f"K_A = {KA}, n_A = {nA:g}, E_H = {EH:g}, E_W = {EW:g}, R = 10^(0.1 i), i = 0..40), every "
+                             f"solve certified. Collapse here means a mean minority classifier cosine >= {COLLAPSE_COS} or "
+                             f"vanished minority classifiers: {words}. Computed in {timings['remedies model']:.1f} s.",
+                     "settings": {"K": 10, "KA": KA, "nA": nA, "EH": EH, "EW": EW,
+                                  "remedies": {n: r.label for n, r in REMEDIES.items()}}}
+    t = time.perf_counter()
+    rows = [network_row(r) for r in records]
+    paths = netfig.remedies_networks(rows, figdir, f"Remedies in networks: {title}", formats)
+    timings["remedies networks"] = time.perf_counter() - t
+    found = disagreements(rows)
+    verdict = ("Where the model and the networks disagree on collapse: " + "; ".join(found) + "."
+               if found else "The model and the networks agree on collapse for every remedy and ratio.")
+    net_section = {"title": "Remedies in networks, each beside its model twin", "figures": paths[:1],
+                   "text": f"Networks trained with each remedy at R in {sorted(scale.remedy_ratios)}, each set beside the "
+                           "constrained LPM with the same class counts, measured energies, loss and classifier (its "
+                           "model twin). 'model minority recognised': the share of minority classes whose own logit "
+                           "tops their class mean's logit row in the model (ties shared), the model's counterpart of "
+                           "minority accuracy. 'W to model', 'H to model': normalised Frobenius distances of the "
+                           "network's classifier Gram and centred class-mean Gram to the twin's. Collapse: minority "
+                           f"classifier cosine >= {COLLAPSE_COS} (a fixed-ETF classifier cannot collapse; its class "
+                           "means can). " + verdict,
+                   "table": rows}
+    return [model_section, net_section]

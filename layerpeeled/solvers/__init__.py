@@ -24,7 +24,10 @@ def _torch_cuda() -> bool:
 
 
 def choose_method(problem) -> str:
-    """Reduced when counts fall into a few groups; else first-order, on the GPU when there is one."""
+    """Reduced when counts fall into a few groups; else first-order, on the GPU when there is one.
+    The fixed-ETF model has its own first-order method."""
+    if isinstance(problem, LPMProblem) and problem.classifier == "etf":
+        return "first-order"
     if len(problem.groups) <= REDUCED_MAX_GROUPS:
         return "reduced"
     return "first-order-torch" if isinstance(problem, LPMProblem) and _torch_cuda() else "first-order"
