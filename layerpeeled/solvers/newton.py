@@ -25,6 +25,7 @@ MAX_STEPS = 40  # Newton steps before handing back to proximal gradient
 POLISH_FROM = 1e-3  # relative gap at which proximal gradient hands over to Newton ...
 FIRST_STEPS = 3  # ... or after this many steps, whichever comes first
 WARM_STEPS = 8  # Newton steps tried from a warm start before starting afresh
+CERTIFY_BELOW = 1e-3  # a Newton step whose relative decrement exceeds this is not worth certifying after
 
 
 class FactoredProgram:
@@ -106,8 +107,12 @@ class FactoredProgram:
         """f, its gradient and Hessian in theta."""
         x = self.x_of(theta)
         f, g = self.derivatives(x)
+        return (f, *self.chain(theta, x, g))
+
+    def chain(self, theta, x, g):
+        """Gradient and Hessian in theta from x = x_of(theta) and the gradient g in x."""
         J = self.jacobian(theta)
-        return f, J.T @ g, J.T @ self.hessian_x(x) @ J + self.curvature(g)
+        return J.T @ g, J.T @ self.hessian_x(x) @ J + self.curvature(g)
 
 
 def _newton_step(grad, hess):
@@ -123,22 +128,28 @@ def polish(fp: FactoredProgram, x, certify, *, tol, mu=None, radius=None, max_st
     point it certified, x itself or its projection) gives gap <= tol F.
 
     Penalized (``mu``): minimise f + mu |theta|^2 / 2. Constrained (``radius`` tau): minimise log f
-    on |theta|^2 = 2 tau, stepping in the sphere's tangent space. Returns (F, gap, x', steps) of the
-    best certified point, the start included."""
+    on |theta|^2 = 2 tau, stepping in the sphere's tangent space. A point is certified once the
+    Newton decrement of the step that reached it fell below :data:`CERTIFY_BELOW` (relative), and
+    at the end. Returns (F, gap, x', steps) of the best certified point, the start included."""
     theta = fp.theta_of(x)
     if radius is not None:
         theta *= np.sqrt(2 * radius) / max(np.linalg.norm(theta), 1e-300)
     best = (*certify(x), 0)
     penalty = 0.0 if mu is None else mu
 
-    def merit(th):
-        f = fp.derivatives(fp.x_of(th))[0]
-        return f + 0.5 * penalty * float(fp.factor @ th**2) if radius is None else np.log(f)
+    def evaluate(th):
+        """(merit, f, grad of f in x, x) at theta."""
+        x_th = fp.x_of(th)
+        f, g = fp.derivatives(x_th)
+        return (f + 0.5 * penalty * float(fp.factor @ th**2) if radius is None else np.log(f)), f, g, x_th
 
-    for step in range(1, (MAX_STEPS if max_steps is None else max_steps) + 1):
-        if best[1] <= tol * abs(best[0]):
+    here, certified = evaluate(theta), True
+    limit = MAX_STEPS if max_steps is None else max_steps
+    for step in range(1, limit + 1):
+        if certified and best[1] <= tol * abs(best[0]):
             break
-        f, g, H = fp.model(theta)
+        m0, f, gx, x_th = here
+        g, H = fp.chain(theta, x_th, gx)
         if radius is None:
             g = g + penalty * fp.factor * theta
             d = _newton_step(g, H + penalty * np.diag(fp.factor))
@@ -149,22 +160,30 @@ def polish(fp: FactoredProgram, x, certify, *, tol, mu=None, radius=None, max_st
             P = np.eye(theta.size) - np.outer(u, u)
             g = P @ g
             d = P @ _newton_step(g, P @ (H + lam * np.eye(theta.size)) @ P + np.outer(u, u))
-        m0, t = merit(theta), 1.0
+        t = 1.0
         while t > 1e-8:
             trial = theta + t * d
             if radius is not None:
                 trial *= np.sqrt(2 * radius) / np.linalg.norm(trial)
-            m1 = merit(trial)
-            if m1 <= m0 + 1e-4 * t * float(g @ d) or m1 <= m0 + 1e-15 * abs(m0):
+            there = evaluate(trial)
+            if there[0] <= m0 + 1e-4 * t * float(g @ d) or there[0] <= m0 + 1e-15 * abs(m0):
                 break
             t *= 0.5
         else:
             break  # no decrease along the Newton direction: leave it to the caller
-        theta = trial
-        F, gap, x_cert = certify(fp.x_of(theta))
-        if gap < best[1]:
-            best = (F, gap, x_cert, step)
+        theta, here = trial, there
+        decrement = -float(g @ d) / (1.0 if radius is not None else max(abs(m0), 1e-300))
+        certified = decrement <= CERTIFY_BELOW or step == limit
+        if certified:
+            best = _better(best, certify(here[3]), step)
+    if not certified:
+        best = _better(best, certify(here[3]), step)
     return best
+
+
+def _better(best, cert, step):
+    F, gap, x_cert = cert
+    return (F, gap, x_cert, step) if gap < best[1] else best
 
 
 def warm_start(warm: dict | None):
