@@ -115,6 +115,8 @@ def test_every_remedy_round_trips_through_its_training_configuration():
         remedies.remedy_of(make_config("cpu", R=10.0, wr=10, loss="la:tau=1").to_json())
     configs = scales.network_configs("remedies", scales.get_scale("cpu"))
     assert len(configs) == 3 * len(remedies.REMEDIES) and [c["R"] for c in configs[:2]] == [1000.0, 1000.0]
+    for name, scale in scales.SCALES.items():  # every scale's ratios leave its minority some examples
+        assert len(scales.network_configs("remedies", scale)) == len(scale.remedy_ratios) * len(remedies.REMEDIES)
 
 
 def test_model_curves_against_closed_forms_and_the_paper_sweep():
