@@ -55,7 +55,8 @@ def dask_client(scheduler: str | None = None, workers: int | None = None, thread
            "MALLOC_TRIM_THRESHOLD_": 2**30, **(environ or {})}
     settings = {**WORKER_CONFIG, **{f"distributed.nanny.pre-spawn-environ.{k}": v for k, v in env.items()}}
     with dask.config.set(settings):
-        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None)
+        # ":0": any free port, so a second sweep on the machine starts without a port-in-use warning
+        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0")
         client = Client(cluster)
     try:
         yield client
