@@ -1,4 +1,5 @@
 import dataclasses
+import json
 
 import mpmath
 import numpy as np
@@ -211,6 +212,40 @@ def test_onset_per_loss_inside_a_bisection_of_full_solves(spec):
 
     lo, hi = log_bisect(collapsed, on.onset / 3, on.onset * 3, steps=10)
     assert lo <= on.onset <= hi
+
+
+def test_constrained_onsets_see_the_count_scale_only_through_count_based_losses(tmp_path, capsys):
+    """n_A scales the constrained model's counts: cross-entropy sees ratios only, ldam's margins see n_A
+    (the onset at n_A = 1000 lies inside a bisection of full solves at that scale)."""
+    from conftest import log_bisect
+
+    from layerpeeled.cli import main
+    from layerpeeled.collapse.onset import find_onset
+    from layerpeeled.collapse.sweep import model_configs, sweep_in_memory
+
+    ce = [find_onset(5, 5, 5.0, 1.0, rel=1e-9, nA=n).onset for n in (1.0, 1000.0)]
+    assert ce[0] == pytest.approx(ce[1], rel=1e-8)
+    on = find_onset(5, 5, 5.0, 1.0, rel=1e-8, loss="ldam:C=0.5", nA=1000.0)
+    assert on.onset != pytest.approx(find_onset(5, 5, 5.0, 1.0, rel=1e-8, loss="ldam:C=0.5").onset, rel=1e-2)
+
+    def collapsed(R):
+        g = solve(LPMProblem([1000.0] * 5 + [1000.0 / R] * 5, 5.0, 1.0, "ldam:C=0.5"), "first-order", tol=1e-12).geometry
+        return g.groups[1].vanished or g.groups[1].w_spread < 1e-5
+
+    lo, hi = log_bisect(collapsed, on.onset / 3, on.onset * 3, steps=10)
+    assert lo <= on.onset <= hi
+    assert main(["onset", "--loss", "ldam:C=0.5", "--nA", "1000", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert out["nA"] == 1000.0 and out["onset"] == pytest.approx(on.onset, rel=1e-7)
+    rec = sweep_in_memory(model_configs([20.0], loss="ldam:C=0.5", scale=[1000.0]))[0]
+    assert rec["config"]["nA"] == 1000.0 and "nA" not in model_configs([20.0])[0]  # older sweeps keep their keys
+    direct = solve(LPMProblem([1000.0] * 5 + [50.0] * 5, 5.0, 1.0, "ldam:C=0.5"))
+    assert abs(rec["value"] - direct.value) <= rec["gap"] + direct.gap
+    assert main(["sweep", "--R", "20", "--nA", "1000", "--loss", "ldam:C=0.5", "--out", str(tmp_path / "s")]) == 0
+    capsys.readouterr()
+    with pytest.raises(SystemExit):
+        main(["onset", "--nA", "1000", "--lambda-W", "1e-3"])
+    assert "the penalized form needs --lambda-H" in capsys.readouterr().err
 
 
 def test_label_smoothing_keeps_the_minority_apart():

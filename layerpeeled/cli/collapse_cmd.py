@@ -64,8 +64,9 @@ def register(sub):
 def _add_penalized_args(p, lists: bool) -> None:
     """The penalized form's options (``lists``: each a value list, for sweeps)."""
     kind, each = (str, " (a value list)") if lists else (float, "")
-    p.add_argument("--nA", type=kind, default=None, help="penalized form: majority examples per class n_A (the answer "
-                                                         f"depends on absolute counts; no default){each}")
+    p.add_argument("--nA", type=kind, default=None, help="majority examples per class n_A: the penalized form needs it "
+                   "(its answer depends on absolute counts); the constrained form sees it only through count-based "
+                   f"losses such as ldam (default 1 there){each}")
     p.add_argument("--lambda-W", dest="lambda_W", type=kind, default=None, help=f"penalized form: classifier penalty{each}")
     p.add_argument("--lambda-H", dest="lambda_H", type=kind, default=None,
                    help=f"penalized form: feature penalty, summed over examples{each}")
@@ -82,7 +83,8 @@ def _client(args):
     return nullcontext(None)
 
 
-PENALIZED = ("nA", "lambda_W", "lambda_H", "lambda_b")  # the penalized form's options (onset and sweep)
+PENALIZED = ("nA", "lambda_W", "lambda_H", "lambda_b")  # the penalized form's options
+PENALTIES = PENALIZED[1:]  # what selects the penalized form in onset and sweep, where --nA also scales the constrained one
 PENALIZED_REQUIRED = ("nA", "lambda_W", "lambda_H")
 
 
@@ -90,7 +92,7 @@ def _penalized_onset(args):
     """The penalized form's onsets when any of its options is given (never mixed with --EH/--EW)."""
     from ..collapse.onset import find_penalized_onset
 
-    if chosen_form(args, ("EH", "EW", "products"), PENALIZED, PENALIZED_REQUIRED) == "constrained":
+    if chosen_form(args, ("EH", "EW", "products"), PENALTIES, PENALIZED_REQUIRED) == "constrained":
         return None
     return find_penalized_onset(args.KA, args.KB, args.nA, args.lambda_W, args.lambda_H, args.lambda_b, rel=args.rel,
                                 loss=args.loss)
@@ -108,7 +110,7 @@ def run_onset(args) -> int:
         products = parse_values(args.products, "products")
         with _client(args) as client:
             onsets = onset_vs_energy(args.KA, args.KB, products, rel=args.rel, client=client, progress=not args.json,
-                                     loss=args.loss)
+                                     loss=args.loss, nA=1.0 if args.nA is None else args.nA)
         rows = [{"EH*EW": E, "onset": o.onset, "vanish": o.vanish} for E, o in zip(products, onsets)]
         if args.json:
             print(dumps({"KA": args.KA, "KB": args.KB, "onsets": rows}))
@@ -116,14 +118,15 @@ def run_onset(args) -> int:
             print(f"E_H*E_W = {row['EH*EW']:<10.4g} R_0 = {_fmt(row['onset']):<14} R_v = {_fmt(row['vanish'])}")
         return 0
     o = penalized or find_onset(args.KA, args.KB, 5.0 if args.EH is None else args.EH,
-                                1.0 if args.EW is None else args.EW, rel=args.rel, loss=args.loss)
+                                1.0 if args.EW is None else args.EW, rel=args.rel, loss=args.loss,
+                                nA=1.0 if args.nA is None else args.nA)
     out = o.to_dict()
     if R is not None:
         out["R"], out["min_wr"] = R, min_oversampling(R, o.onset)
     if args.json:
         print(dumps(out))
         return 0
-    form = (f"E_H = {o.EH:g}, E_W = {o.EW:g}" if o.penalized is None else
+    form = (f"E_H = {o.EH:g}, E_W = {o.EW:g}" + (f", n_A = {o.nA:g}" if o.nA != 1 else "") if o.penalized is None else
             ", ".join(f"{k} = {v:g}" for k, v in o.penalized.items() if k in ("nA", "lambda_W", "lambda_H") and v is not None)
             + (", no bias" if o.penalized["lambda_b"] is None else f", lambda_b = {o.penalized['lambda_b']:g}"))
     print(f"K_A = {o.KA}, K_B = {o.KB}, {form}, loss {o.loss} ({o.evaluations} margin evaluations, {o.seconds:.3g} s)")
@@ -156,7 +159,7 @@ def run_sweep_cmd(args) -> int:
 
     common = dict(KA=parse_values(args.KA, "KA", int), KB=parse_values(args.KB, "KB", int), wr=parse_values(args.wr, "wr"),
                   mitigation=args.mitigation, loss=args.loss, method=args.method, tol=args.tol)
-    if chosen_form(args, ("EH", "EW", "E"), PENALIZED, PENALIZED_REQUIRED) == "penalized":
+    if chosen_form(args, ("EH", "EW", "E"), PENALTIES, PENALIZED_REQUIRED) == "penalized":
         form = {k: parse_values(getattr(args, k), k.replace("_", "-")) for k in PENALIZED_REQUIRED}
         form["lambda_b"] = None if args.lambda_b is None else parse_values(args.lambda_b, "lambda-b")
     elif args.E:
@@ -165,6 +168,8 @@ def run_sweep_cmd(args) -> int:
         form = dict(EH=parse_values(args.E, "E"), EW=[1.0])
     else:
         form = dict(EH=parse_values(args.EH or "5", "EH"), EW=parse_values(args.EW or "1", "EW"))
+    if "EH" in form and args.nA is not None:
+        form["scale"] = parse_values(args.nA, "nA")
     configs = model_configs(parse_values(args.R, "R"), **common, **form)
     store = ResultStore(args.out)
     done = sum(store.has(c) for c in configs)

@@ -34,28 +34,29 @@ def margin_tol(rel: float) -> float:
     return min(1e-8, max(1e-12, rel * 1e-3))
 
 
-def _problem(KA: int, KB: int, R: float, EH: float, EW: float, loss="cross-entropy") -> LPMProblem:
-    return LPMProblem(step_counts(KA, KB, R), EH, EW, loss)
+def _problem(KA: int, KB: int, R: float, EH: float, EW: float, loss="cross-entropy", nA: float = 1.0) -> LPMProblem:
+    return LPMProblem(step_counts(KA, KB, R, nA), EH, EW, loss)
 
 
 def collapse_margin(KA: int, KB: int, R: float, EH: float = 5.0, EW: float = 1.0, tol: float = 1e-13,
-                    warm: dict | None = None, loss="cross-entropy") -> float:
+                    warm: dict | None = None, loss="cross-entropy", nA: float = 1.0) -> float:
     """phi_c(R): negative iff the minority classifiers coincide at the optimum.
 
     ``warm``: a dict carried from call to call of one search; each restricted solve starts from the
     previous one's solution (a Newton polish from a neighbour instead of a solve from scratch)."""
     if KB < 2:
         raise ValueError(f"collapse needs at least two minority classes, got KB = {KB!r}")
-    r = solve_reduced(_problem(KA, KB, R, EH, EW, loss), collapsed=[1], tol=tol, warm=warm_start(warm))
+    r = solve_reduced(_problem(KA, KB, R, EH, EW, loss, nA), collapsed=[1], tol=tol, warm=warm_start(warm))
     keep_warm(warm, r)
     return abs(r.state["b_gradient"][1]) / r.state["multiplier"] - 1.0
 
 
-def vanish_margin(KA: int, KB: int, R: float, EH: float = 5.0, EW: float = 1.0, loss="cross-entropy") -> float:
+def vanish_margin(KA: int, KB: int, R: float, EH: float = 5.0, EW: float = 1.0, loss="cross-entropy",
+                  nA: float = 1.0) -> float:
     """phi_v(R) (<= 0 iff the optimum has vanished minority classifiers); closed form, no solve."""
     if KA < 2:  # a single majority class cannot form a simplex on its own
         return math.inf
-    prog = ReducedProgram(_problem(KA, KB, R, EH, EW, loss))
+    prog = ReducedProgram(_problem(KA, KB, R, EH, EW, loss, nA))
     x = np.zeros(2 + 4)
     x[0] = prog.tau
     _, gb, gM = prog.derivatives(x)
@@ -82,6 +83,7 @@ class Onset:
     notes: list = field(default_factory=list)
     penalized: dict | None = None  # penalized form: nA, lambda_W, lambda_H, lambda_b, and n_B at each onset
     loss: str = "cross-entropy"  # the loss's spec string
+    nA: float | None = None  # constrained form: majority examples per class (only count-based losses see it)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -115,28 +117,30 @@ def _first_sign_change(fn, start: float = R_MIN):
     return None
 
 
-def find_onset(KA: int, KB: int, EH: float = 5.0, EW: float = 1.0, rel: float = 1e-9, loss="cross-entropy") -> Onset:
-    """R_0 and R_v for step imbalance, each to relative precision ``rel`` in R (counts n_A = 1 and
-    1/R: the constrained model sees only ratios, except through ldam's margins C / n^(1/4)).
+def find_onset(KA: int, KB: int, EH: float = 5.0, EW: float = 1.0, rel: float = 1e-9, loss="cross-entropy",
+               nA: float = 1.0) -> Onset:
+    """R_0 and R_v for step imbalance, each to relative precision ``rel`` in R (counts n_A and n_A/R:
+    the constrained model sees only ratios, except through count-based losses such as ldam's margins
+    C / n^(1/4), whose onsets depend on ``nA``).
 
     Both margins are assumed to change sign once (checked: a bracket of opposite signs is returned).
     """
     start = time.perf_counter()
     _check_classes(KA, KB)
-    loss = _problem(KA, KB, 2.0, EH, EW, loss).loss  # validates the energies and the loss
+    loss = _problem(KA, KB, 2.0, EH, EW, loss, nA).loss  # validates the energies, the loss and n_A
     calls, warm = [0], {}
 
     def phi_c(R):
         calls[0] += 1
-        return collapse_margin(KA, KB, R, EH, EW, tol=margin_tol(rel), warm=warm, loss=loss)
+        return collapse_margin(KA, KB, R, EH, EW, tol=margin_tol(rel), warm=warm, loss=loss, nA=nA)
 
     def phi_v(R):
         calls[0] += 1
-        return vanish_margin(KA, KB, R, EH, EW, loss)
+        return vanish_margin(KA, KB, R, EH, EW, loss, nA)
 
     out, notes = _locate(phi_c, phi_v, rel)
     return Onset(KA, KB, float(EH), float(EW), out["onset"][0], out["vanish"][0], out["onset"][1], out["onset"][2],
-                 out["vanish"][1], calls[0], time.perf_counter() - start, notes, loss=loss.spec)
+                 out["vanish"][1], calls[0], time.perf_counter() - start, notes, loss=loss.spec, nA=float(nA))
 
 
 def _locate(phi_c, phi_v, rel: float):
@@ -242,10 +246,10 @@ def find_penalized_onset(KA: int, KB: int, nA: float, lambda_W: float, lambda_H:
 
 
 def onset_vs_energy(KA: int, KB: int, products, rel: float = 1e-7, client=None, progress: bool = False,
-                    loss="cross-entropy") -> list[Onset]:
+                    loss="cross-entropy", nA: float = 1.0) -> list[Onset]:
     """R_0 and R_v as functions of E_H E_W (the model depends on the product only); with a Dask
     ``client`` each product is one task."""
-    items = [(KA, KB, float(E), 1.0, rel, loss) for E in products]
+    items = [(KA, KB, float(E), 1.0, rel, loss, nA) for E in products]
     if client is None:
         return [find_onset(*item) for item in items]
     from ..sweeps.parallel import run_tasks

@@ -19,19 +19,21 @@ TASKS_PER_WORKER = 8  # a Dask sweep sends its solves in this many chunks per wo
 
 def model_configs(R, KA=(5,), KB=(5,), EH=(5.0,), EW=(1.0,), wr=(1.0,), mitigation="oversample",
                   loss="cross-entropy", method="auto", tol=1e-9, nA=None, lambda_W=None, lambda_H=None,
-                  lambda_b=None) -> list[dict]:
+                  lambda_b=None, scale=None) -> list[dict]:
     """The grid (Cartesian product) of step-imbalanced model configurations.
 
-    Constrained form: budgets ``EH``, ``EW``. Penalized (weight-decay) form: give ``nA`` (majority
-    examples per class), ``lambda_W`` and ``lambda_H`` (and ``lambda_b``: None for no bias, 0 for a
-    free one) instead; ``EH``/``EW`` are then ignored, and ``wr`` must be 1 (SPEC defines
-    oversampling for the constrained form only)."""
+    Constrained form: budgets ``EH``, ``EW``; ``scale``: majority examples per class n_A (default 1:
+    only count-based losses such as ldam see it; configurations then carry ``nA``). Penalized
+    (weight-decay) form: give ``nA`` (majority examples per class), ``lambda_W`` and ``lambda_H``
+    (and ``lambda_b``: None for no bias, 0 for a free one) instead; ``EH``/``EW`` are then ignored,
+    and ``wr`` must be 1 (SPEC defines oversampling for the constrained form only)."""
     common = dict(mitigation=mitigation, loss=parse_loss(loss).spec, method=method, tol=float(tol))
     if nA is None and lambda_W is None and lambda_H is None and lambda_b is None:
         grid = itertools.product(_values("R", R), _values("KA", KA), _values("KB", KB), _values("EH", EH),
-                                 _values("EW", EW), _values("wr", wr))
-        return [dict(R=float(r), KA=int(ka), KB=int(kb), EH=float(eh), EW=float(ew), wr=float(w), **common)
-                for r, ka, kb, eh, ew, w in grid]
+                                 _values("EW", EW), _values("wr", wr), [None] if scale is None else _values("nA", scale))
+        return [dict(R=float(r), KA=int(ka), KB=int(kb), EH=float(eh), EW=float(ew), wr=float(w), **common,
+                     **({} if n is None else {"nA": float(n)}))
+                for r, ka, kb, eh, ew, w, n in grid]
     if nA is None or lambda_W is None or lambda_H is None:
         raise ValueError("the penalized form needs nA, lambda_W and lambda_H")
     if any(float(w) != 1.0 for w in _values("wr", wr)):
@@ -57,7 +59,7 @@ def config_problem(config: dict) -> LPMProblem | PenalizedLPM:
     if "lambda_W" in config:
         counts = step_counts(config["KA"], config["KB"], config["R"], config["nA"])
         return PenalizedLPM(counts, config["lambda_W"], config["lambda_H"], config["lambda_b"], loss)
-    counts = step_counts(config["KA"], config["KB"], config["R"])
+    counts = step_counts(config["KA"], config["KB"], config["R"], config.get("nA", 1.0))
     counts = effective_counts(counts, config["wr"], slice(config["KA"], None), config["mitigation"])
     return LPMProblem(counts, config["EH"], config["EW"], loss)
 
