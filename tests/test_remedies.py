@@ -136,6 +136,23 @@ def test_model_curves_against_closed_forms_and_the_paper_sweep():
     assert choose_method(LPMProblem(step_counts(5, 5, 10.0), 5.0, 1.0, classifier="etf")) == "first-order"
 
 
+def test_each_loss_remedys_exact_onset_agrees_with_its_certified_curve():
+    from layerpeeled.collapse.sweep import paper_ratios
+
+    ratios = paper_ratios()
+    curves, onsets = remedies.model_curves(ratios, nA=1000.0), remedies.model_onsets(1000.0)
+    assert set(onsets) == {"cross-entropy", "la", "vs", "cdt", "ldam", "ls"}
+    for name, on in onsets.items():
+        for rec in curves[name]:
+            full = rec["minority_vanished"] or rec["minority_w_cos"] > 1 - 1e-6
+            if on.onset is not None and abs(rec["R"] / on.onset - 1) > 1e-6:
+                assert full == (rec["R"] > on.onset), (name, rec["R"], on.onset)
+            if on.onset is None:
+                assert not full
+            if on.vanish is not None and abs(rec["R"] / on.vanish - 1) > 1e-6:
+                assert bool(rec["minority_vanished"]) == (rec["R"] > on.vanish), (name, rec["R"], on.vanish)
+
+
 def test_minority_recognised_counts_ties_as_shares():
     balanced = solve(LPMProblem([1.0] * 4, 5.0, 1.0))
     assert remedies.minority_recognised(balanced, 2) == 1.0

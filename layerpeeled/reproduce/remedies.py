@@ -111,6 +111,15 @@ def model_curves(ratios, nA: float, EH: float = 5.0, EW: float = 1.0, KA: int = 
     return out
 
 
+def model_onsets(nA: float, EH: float = 5.0, EW: float = 1.0, KA: int = 5, K: int = 10, rel: float = 1e-7) -> dict:
+    """{remedy: exact Onset} for the remedies that change only the loss (cross-entropy included): the
+    rebalanced remedies are the balanced model at every R, and a fixed classifier has no onset."""
+    from ..collapse.onset import find_onset
+
+    return {name: find_onset(KA, K - KA, EH, EW, rel=rel, loss=r.loss, nA=nA)
+            for name, r in REMEDIES.items() if not r.rebalance and r.classifier == DEFAULT_CLASSIFIER}
+
+
 def collapsed(cos: float | None, vanished: bool | None) -> bool:
     """Minority Collapse by :data:`COLLAPSE_COS`: a vanished minority counts as collapsed."""
     return bool(vanished) or (cos is not None and cos >= COLLAPSE_COS)
@@ -175,15 +184,24 @@ def remedies_sections(records: list[dict], scale, figdir, title: str, formats, t
     nA, KA = float(config.majority_size), config.KA
     t = time.perf_counter()
     curves = model_curves(paper_ratios(), nA, EH, EW, KA)
+    onsets = model_onsets(nA, EH, EW, KA)
     timings["remedies model"] = time.perf_counter() - t
     paths = netfig.remedies_model(curves, figdir, f"The LPM per remedy: K = 10, $K_A$ = {KA}, $n_A$ = {nA:g}, "
                                   f"$E_H$ = {EH:g}, $E_W$ = {EW:g}", formats)
     words = "; ".join(f"{REMEDIES[n].label} {_first_collapse(recs)}" for n, recs in curves.items())
-    model_section = {"title": "Remedies in the model: minority cosines against R", "figures": paths[:1],
+    table = [{"remedy": REMEDIES[n].label, "first collapse on the grid (cosine >= 0.5)": _first_collapse(recs),
+              "exact onset R_0": onsets[n].onset if n in onsets else None,
+              "minority vanishes from R_v": onsets[n].vanish if n in onsets else None,
+              "note": "; ".join(onsets[n].notes) if n in onsets else "no onset: " + (
+                  "the balanced model at every R" if REMEDIES[n].rebalance else "the classifier is fixed")}
+             for n, recs in curves.items()]
+    model_section = {"title": "Remedies in the model: minority cosines against R", "figures": paths[:1], "table": table,
                      "text": f"The constrained LPM with each remedy's loss, classifier and rebalanced counts (K = 10, "
                              f"K_A = {KA}, n_A = {nA:g}, E_H = {EH:g}, E_W = {EW:g}, R = 10^(0.1 i), i = 0..40), every "
                              f"solve certified. Collapse here means a mean minority classifier cosine >= {COLLAPSE_COS} or "
-                             f"vanished minority classifiers: {words}. Computed in {timings['remedies model']:.1f} s.",
+                             f"vanished minority classifiers: {words}. The table adds each loss's exact onsets (R_0: the minority "
+                             f"classifiers coincide; R_v: they vanish), located to 1e-7 in R. Computed in "
+                             f"{timings['remedies model']:.1f} s.",
                      "settings": {"K": 10, "KA": KA, "nA": nA, "EH": EH, "EW": EW,
                                   "remedies": {n: r.label for n, r in REMEDIES.items()}}}
     t = time.perf_counter()
