@@ -191,4 +191,19 @@ def test_reproduce_remedies_trains_every_remedy_and_reports_each_beside_its_twin
     for r in records:
         assert r["w_model_distance"] is not None and 0 <= r["w_model_distance"] <= 2
         assert ("class_weights" in r) == (remedies.remedy_of(r["config"]) == "reweight")
-    assert len(re.findall(r"<tr><td>", text)) == len(remedies.REMEDIES)  # one table row per run
+    rows = len(re.findall(r"<tr><td>", text))
+    assert rows == 2 * len(remedies.REMEDIES)  # the model table, then one row per run
+    # a sweep looked at half-way: the finished runs only, nothing trained
+    store = tmp_path / "out" / "networks" / "records"
+    next(store.glob("*.json")).unlink()
+    runs = sorted(p.name for p in (tmp_path / "out" / "networks" / "runs").iterdir())
+    report = reproduce(["remedies"], scale="tiny", out=tmp_path / "out", data_dir=str(data), progress=False,
+                       finished_only=True)
+    assert len(re.findall(r"<tr><td>", report.read_text())) == rows - 1
+    assert sorted(p.name for p in (tmp_path / "out" / "networks" / "runs").iterdir()) == runs
+    assert len(list(store.glob("*.json"))) == len(remedies.REMEDIES) - 1
+
+
+def test_finished_only_without_finished_runs_says_so(tmp_path):
+    with pytest.raises(RuntimeError, match="--finished-only: no finished run under .* for \\['remedies'\\]"):
+        reproduce(["remedies"], scale="smoke", out=tmp_path, finished_only=True)

@@ -27,6 +27,8 @@ def register(sub):
     p.add_argument("--workers", type=int, default=None, help="local Dask worker processes (default: one per core, at most one per run)")
     p.add_argument("--seeds", type=int, default=1, help="train every network configuration with this many seeds "
                    "(the preset's seed and the next ones); figures show mean and spread")
+    p.add_argument("--finished-only", action="store_true", help="train nothing: report on the runs that a sweep under "
+                   "--out has finished so far (a long sweep can be looked at while it runs)")
     p.add_argument("--format", default="png", help=f"comma list of figure formats among {', '.join(FORMATS)}")
     p.set_defaults(run=run)
 
@@ -43,6 +45,6 @@ def run(args) -> int:
         raise ValueError(f"--KA: cannot read {args.KA!r}; give a comma list such as 3,5,7") from None
     path = reproduce(args.figures, scale=args.scale, out=args.out or f"results/{args.scale}", dataset=args.dataset,
                      data_dir=args.data_dir, KA_values=KA, scheduler=args.scheduler, workers=args.workers, formats=formats,
-                     seeds=args.seeds)
+                     seeds=args.seeds, finished_only=args.finished_only)
     print(f"report: {path.resolve()}")
     return 0

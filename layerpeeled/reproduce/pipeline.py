@@ -9,7 +9,7 @@ from pathlib import Path
 from ..atomic import output_folder
 from ..collapse.figures import model_curve
 from ..networks.data import FASHION_MNIST_DIR
-from ..sweeps import config_key
+from ..sweeps import ResultStore, config_key
 from ..sweeps.parallel import check_workers
 from . import figures as netfig
 from ..imbalance import INF_SURROGATE, ratio_label
@@ -101,9 +101,11 @@ def _histories(store, configs) -> list:
 
 
 def reproduce(figures, scale: str = "cpu", out="results", dataset: str = "fashion-mnist", data_dir=None,
-              KA_values=None, scheduler=None, workers=None, formats=("png",), progress=True, seeds: int = 1) -> Path:
-    """Make the requested figures (a-d, 'all' or 'quick') and return the path of the report;
-    ``seeds`` repeats every network run with that many seeds."""
+              KA_values=None, scheduler=None, workers=None, formats=("png",), progress=True, seeds: int = 1,
+              finished_only: bool = False) -> Path:
+    """Make the requested figures (a-d, 'all', 'quick' or 'remedies') and return the path of the
+    report; ``seeds`` repeats every network run with that many seeds; ``finished_only`` trains
+    nothing and reports on the runs a sweep under ``out`` has finished so far."""
     sc = get_scale(scale)
     figures = list(figures)
     if "all" in figures:
@@ -130,10 +132,19 @@ def reproduce(figures, scale: str = "cpu", out="results", dataset: str = "fashio
     net_figs = [f for f in figures if f != "a"]
     if net_figs:
         configs = {f: network_configs(f, sc, dataset, KA_values, seeds) for f in net_figs}
+        if finished_only:
+            store = ResultStore(out / "networks")
+            configs = {f: [c for c in cs if store.has(c)] for f, cs in configs.items()}
+            empty = [f for f, cs in configs.items() if not cs]
+            if empty:
+                raise RuntimeError(f"--finished-only: no finished run under {out / 'networks'} for {empty}; run "
+                                   "without it to train them")
         union = list({config_key(c): c for cs in configs.values() for c in cs}.values())  # (b) and (c) share runs
-        t = time.perf_counter()
-        store = run_networks(union, out / "networks", data_dir, scheduler=scheduler, workers=workers, progress=progress)
-        timings["training"] = time.perf_counter() - t
+        if not finished_only:
+            t = time.perf_counter()
+            store = run_networks(union, out / "networks", data_dir, scheduler=scheduler, workers=workers,
+                                 progress=progress)
+            timings["training"] = time.perf_counter() - t
         title = f"{dataset}, scale {scale} ({union[0]['model']}, {union[0]['epochs']} epochs, n_A = {union[0]['nA'] or 'paper'})"
         all_recs, all_bridges = [], []
         for f in [f for f in net_figs if f != "remedies"]:
@@ -165,6 +176,6 @@ def reproduce(figures, scale: str = "cpu", out="results", dataset: str = "fashio
                          "text": "Papyan-Han-Donoho metrics at the measurement epochs of every run (class-balanced "
                                  "weighting; classes without examples left out)."})
     settings = {"figures": figures, "scale": scale, "dataset": dataset, "data_dir": str(data_dir or FASHION_MNIST_DIR),
-                "seeds": seeds, "scheduler": scheduler or "local Dask cluster",
+                "seeds": seeds, "finished runs only": finished_only, "scheduler": scheduler or "local Dask cluster",
                 "seconds": {k: round(v, 1) for k, v in timings.items()}, "environment": environment()}
     return write_report(out, sections, f"layerpeeled: reproducing Fang et al. (PNAS 2021), scale {scale}", settings)
