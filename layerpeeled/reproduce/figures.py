@@ -207,7 +207,7 @@ def remedies_networks(rows: list[dict], folder, title, formats=("png",)):
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(13, 4.8))
     for ax, (net, model), label in ((a1, ("cos network", "cos model"), "mean cosine between minority classifiers"),
                                     (a2, ("minority test acc", "model minority recognised"),
-                                     "minority accuracy: network (test) / model (own class means)")):
+                                     "minority accuracy")):
         pos = _axis(ax, [r["R"] for r in rows])
         for i, name in enumerate(REMEDIES):
             sel = [r for r in rows if r["remedy"] == name]
@@ -219,5 +219,6 @@ def remedies_networks(rows: list[dict], folder, title, formats=("png",)):
                   "s--", f"C{i}", None, mfc="none", alpha=0.8)
         ax.set_ylabel(label)
     a2.legend(fontsize=7)
-    fig.suptitle(title + "\nsolid: networks; dashed, open: the LPM at each network's measured energies, counts, loss, classifier")
+    fig.suptitle(title + "\nsolid: networks (accuracy on the test set); dashed, open: the LPM at each network's measured "
+                 "energies, counts, loss, classifier (accuracy: minority class means recognised)")
     return save_figure(fig, folder, "remedies_networks", formats)
