@@ -64,15 +64,21 @@ def config_problem(config: dict) -> LPMProblem | PenalizedLPM:
     return LPMProblem(counts, config["EH"], config["EW"], loss)
 
 
+def solve_warm(problem, warm: dict | None, method: str = "auto", tol: float = 1e-9):
+    """``solve(problem)``, a reduced solve starting from the previous one's solution kept in ``warm``
+    (a dict carried along a run of nearby solves; None: a cold solve), which then keeps this one's."""
+    reduced = choose_method(problem) == "reduced" and method in ("auto", "reduced")
+    result = solve(problem, method, tol=tol, **({"warm": warm_start(warm)} if reduced else {}))
+    keep_warm(warm, result)
+    return result
+
+
 def solve_config(config: dict, warm: dict | None = None) -> dict:
     """The record of one configuration: certificate, cost, and majority/minority geometry.
 
     ``warm``: a dict carried along a run of configurations; a reduced solve then starts from the
     previous reduced solution (a Newton polish from a neighbour; ignored where shapes differ)."""
-    problem = config_problem(config)
-    reduced = choose_method(problem) == "reduced" and config["method"] in ("auto", "reduced")
-    result = solve(problem, config["method"], tol=config["tol"], **({"warm": warm_start(warm)} if reduced else {}))
-    keep_warm(warm, result)
+    result = solve_warm(config_problem(config), warm, config["method"], config["tol"])
     rec = {k: getattr(result, k) for k in ("value", "gap", "method", "status", "iterations", "seconds")}
     rec["EW_opt"], rec["EH_opt"] = result.energies  # the energies of the optimum (the budgets, when constrained)
     rec.update(result.geometry.flat())  # R = w_r: one group, which is then majority and minority alike

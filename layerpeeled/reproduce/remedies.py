@@ -7,7 +7,7 @@ fixed ETF classifier (Yang et al. 2022) trains with cross-entropy.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -20,7 +20,6 @@ class Remedy:
     loss: str = DEFAULT_LOSS
     classifier: str = DEFAULT_CLASSIFIER
     rebalance: str | None = None  # "wr" (oversampling) or "reweight": a factor R on the minority
-    training_fields: dict = field(default_factory=dict)
 
     def training(self, R: float) -> dict:
         """The training-configuration fields of this remedy at imbalance ratio R."""
@@ -92,17 +91,13 @@ def model_curves(ratios, nA: float, EH: float = 5.0, EW: float = 1.0, KA: int = 
     """{remedy: [record per R]} for ``remedies`` (default all) with the minority classifier and
     class-mean cosines, whether the minority classifiers vanished, the recognised minority share,
     the optimal value and its certified gap."""
-    from ..solvers import choose_method, solve
-    from ..solvers.newton import keep_warm, warm_start
+    from ..collapse.sweep import solve_warm
 
     out = {}
     for name, remedy in (REMEDIES if remedies is None else remedies).items():
         warm, recs = {}, []
         for R in ratios:
-            problem = model_problem(remedy, R, nA, EH, EW, KA, K)
-            kw = {"warm": warm_start(warm)} if choose_method(problem) == "reduced" else {}
-            res = solve(problem, **kw)
-            keep_warm(warm, res)
+            res = solve_warm(model_problem(remedy, R, nA, EH, EW, KA, K), warm)
             flat = res.geometry.flat()
             recs.append({"R": R, "value": res.value, "gap": res.gap, "minority_w_cos": flat.get("minority_w_cos"),
                          "minority_h_cos": flat.get("minority_h_cos"), "minority_vanished": flat.get("minority_vanished"),
