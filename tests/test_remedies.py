@@ -172,6 +172,8 @@ def test_disagreements_are_named_per_remedy_and_ratio():
     found = remedies.disagreements(rows)
     assert len(found) == 1 and found[0].startswith("logit adjustment (la, tau = 1) at R = 1000: the model collapses")
     assert "network 0.20, model 1.00" in found[0]
+    rows[0]["minority test acc"], rows[1]["minority test acc"] = 0.3, 0.0
+    assert remedies.lost_minorities(rows) == ["cross-entropy (no remedy) at R = 1000"]
 
 
 @pytest.mark.slow

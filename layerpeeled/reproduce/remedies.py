@@ -160,6 +160,14 @@ def disagreements(rows: list[dict]) -> list[str]:
     return out
 
 
+def lost_minorities(rows: list[dict]) -> list[str]:
+    """Each remedy and ratio where a network recognised no minority test image (collapsed or not)."""
+    from ..imbalance import ratio_label
+
+    return sorted({f"{REMEDIES[r['remedy']].label} at R = {ratio_label(r['R'])}" for r in rows
+                   if r["minority test acc"] == 0})
+
+
 def _first_collapse(recs) -> str:
     hit = [r["R"] for r in recs if collapsed(r["minority_w_cos"], r["minority_vanished"])]
     return f"collapses from R = {hit[0]:.3g}" if hit else "does not collapse up to R = " + f"{recs[-1]['R']:.3g}"
@@ -206,6 +214,9 @@ def remedies_sections(records: list[dict], scale, figdir, title: str, formats, t
     found = disagreements(rows)
     verdict = ("Where the model and the networks disagree on collapse: " + "; ".join(found) + "."
                if found else "The model and the networks agree on collapse for every remedy and ratio.")
+    lost = lost_minorities(rows)
+    if lost:
+        verdict += " Networks that recognise no minority test image at all: " + "; ".join(lost) + "."
     net_section = {"title": "Remedies in networks, each beside its model twin", "figures": paths[:1],
                    "text": f"Networks trained with each remedy at R in {sorted(scale.remedy_ratios)}, each set beside the "
                            "constrained LPM with the same class counts, measured energies, loss and classifier (its "
