@@ -122,7 +122,9 @@ def collapsed(cos: float | None, vanished: bool | None) -> bool:
 
 def network_row(record: dict) -> dict:
     """One trained network of the remedies series beside its model twin (the constrained LPM at its
-    measured energies, with its counts, loss and classifier): minority geometry and accuracy."""
+    measured energies, with its counts, loss and classifier): minority geometry and accuracy. Class
+    means enter through the centred distance to the twin only: a network's recorded class-mean
+    cosines are of uncentred ReLU features and do not compare with the model's."""
     from ..solvers import solve
     from .bridge import model_problem as bridge_problem
 
@@ -133,7 +135,6 @@ def network_row(record: dict) -> dict:
            "test acc": record["test_acc"], "minority test acc": record["test_acc_minority"],
            "model minority recognised": minority_recognised(twin, config["KA"]),
            "cos network": record["minority_w_cos"], "cos model": flat.get("minority_w_cos"),
-           "h cos network": record.get("minority_h_cos"), "h cos model": flat.get("minority_h_cos"),
            "W to model": record.get("w_model_distance"), "H to model": record.get("h_model_distance"),
            "E_H": record["EH"], "E_W": record["EW"]}
     row["network collapsed"] = collapsed(record["minority_w_cos"], record.get("minority_vanished"))
