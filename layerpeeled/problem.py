@@ -20,6 +20,12 @@ MAX_MARGIN = 650.0  # exp(-650) ~ 1e-282: beyond such logit margins every loss u
 _ITEM = re.compile(r"^\s*([^xX*\s]+)\s*(?:[xX*]\s*(\S+))?\s*$")
 
 
+def resolvable_energies(K: int, EH: float, EW: float) -> bool:
+    """Whether double precision resolves the constrained model at these budgets: the balanced margin
+    K sqrt(E_H E_W)/(K-1) stays within MAX_MARGIN (beyond it every loss underflows)."""
+    return K / (K - 1) * math.sqrt(EH) * math.sqrt(EW) <= MAX_MARGIN
+
+
 def _positive_finite(name: str, value) -> float:
     try:
         v = float(value)
@@ -164,8 +170,8 @@ class LPMProblem(_Counts):
             raise ValueError(f"classifier must be one of {CLASSIFIERS}, got {self.classifier!r}")
         object.__setattr__(self, "EH", _positive_finite("EH", self.EH))
         object.__setattr__(self, "EW", _positive_finite("EW", self.EW))
-        margin = self.K / (self.K - 1) * math.sqrt(self.EH) * math.sqrt(self.EW)
-        if margin > MAX_MARGIN:
+        if not resolvable_energies(self.K, self.EH, self.EW):
+            margin = self.K / (self.K - 1) * math.sqrt(self.EH) * math.sqrt(self.EW)
             bound = (MAX_MARGIN * (self.K - 1) / self.K) ** 2
             raise ValueError(f"E_H*E_W = {self.EH:.4g} * {self.EW:.4g} is too large for K = {self.K}: the balanced margin "
                              f"K sqrt(E_H E_W)/(K-1) = {margin:.4g} makes every loss underflow double precision "

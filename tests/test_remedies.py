@@ -106,6 +106,22 @@ def test_the_bridge_models_the_runs_own_loss_classifier_and_weights():
     assert set(etf["predicted"]) == {"measured", "fitted"} and etf["fitted_decay"] is None
 
 
+def test_a_run_whose_norms_blew_up_has_no_twin_and_is_named_not_compared():
+    """Re-weighting by 1000 drove a cpu-scale classifier to E_W ~ 1e6: beyond what double precision
+    resolves, so the run has no model twin; the bridge and the remedies table say so instead of failing."""
+    counts = [1000] * 5 + [1] * 5
+    config = {"R": 1000.0, "KA": 5, "wr": 1, "reweight": 1000, "weight_decay": 5e-4, "seed": 666}
+    rec = _record(counts, config, EH=56.5, EW=1.36e6) | {"class_weights": [1.0] * 5 + [1000.0] * 5,
+                                                        "test_acc": 0.5, "test_acc_minority": 0.1}
+    assert model_problem(rec, config, "measured") is None
+    assert model_problem(rec, config, "fitted", 10.0).counts.tolist() == [1000.0] * 10  # energies aside
+    b = bridge_series([rec])[0]
+    assert "measured" not in b["predicted"] and "fitted" in b["predicted"]
+    row = remedies.network_row(rec)
+    assert row["remedy"] == "reweight" and row["model collapsed"] is None and row["cos model"] is None
+    assert remedies.disagreements([row | {"network collapsed": True}]) == []
+
+
 def test_every_remedy_round_trips_through_its_training_configuration():
     for R in (10.0, 1000.0):
         for name, remedy in remedies.REMEDIES.items():

@@ -47,11 +47,14 @@ def classifier_geometry(W: np.ndarray, KA: int, counts, H_means: np.ndarray | No
 def model_twin(counts, EH: float, EW: float, loss: str = "cross-entropy", classifier: str = "learned", weights=None):
     """The constrained LPM a network is compared with: its class counts (times the loss factors of a
     re-weighted run, SPEC §2.7; a class without examples counts INF_SURROGATE times fewer than the
-    largest), its measured E_H and E_W, its loss and its classifier."""
-    from ..problem import LPMProblem
+    largest), its measured E_H and E_W, its loss and its classifier. None where the energies are
+    beyond what double precision resolves (a run whose norms blew up has no twin)."""
+    from ..problem import LPMProblem, resolvable_energies
 
     counts = np.asarray(counts, dtype=float) * (1.0 if weights is None else np.asarray(weights, dtype=float))
     counts = np.where(counts > 0, counts, counts.max() / INF_SURROGATE)
+    if not resolvable_energies(len(counts), EH, EW):
+        return None
     return LPMProblem(tuple(counts.tolist()), EH, EW, loss, classifier)
 
 
@@ -64,10 +67,10 @@ def twin_distances(W: np.ndarray, means: np.ndarray, counts, EH: float, EW: floa
     from ..solvers import solve
 
     out = {"w_model_distance": None, "h_model_distance": None}
-    try:
-        Wm, Hm = solve(model_twin(counts, EH, EW, loss, classifier, weights)).factors()
-    except ValueError:
+    twin = model_twin(counts, EH, EW, loss, classifier, weights)
+    if twin is None:
         return out
+    Wm, Hm = solve(twin).factors()
     out["w_model_distance"] = normalized_distance(W @ W.T, Wm @ Wm.T)
     if not np.isnan(means).any():
         C = np.eye(len(means)) - 1.0 / len(means)

@@ -73,15 +73,17 @@ def _errors(pred: dict, meas: dict) -> dict:
 def model_problem(record: dict, config: dict, calibration: str, product: float | None = None):
     """The LPM a calibration solves for one network record of a run with training configuration
     ``config`` (JSON, as in config.json); ``product``: the fitted parameter. None where the
-    calibration does not apply to the run (module docstring)."""
-    loss, classifier = config.get("loss", "cross-entropy"), config.get("classifier", "learned")
-    twin = model_twin(record["class_counts"], record["EH"], record["EW"], loss, classifier, record.get("class_weights"))
-    if calibration == "measured":
-        return twin
-    if calibration == "fitted":
-        return LPMProblem(twin.counts, product, 1.0, twin.loss, classifier)
+    calibration does not apply to the run (module docstring) or, for ``measured``, where the run's
+    energies are beyond what the model resolves in double precision."""
     if calibration not in CALIBRATIONS:
         raise ValueError(f"calibration must be one of {list(CALIBRATIONS)}, got {calibration!r}")
+    loss, classifier = config.get("loss", "cross-entropy"), config.get("classifier", "learned")
+    weights = record.get("class_weights")
+    if calibration == "measured":
+        return model_twin(record["class_counts"], record["EH"], record["EW"], loss, classifier, weights)
+    twin = model_twin(record["class_counts"], 1.0, 1.0, loss, classifier, weights)  # the counts and loss it models
+    if calibration == "fitted":
+        return LPMProblem(twin.counts, product, 1.0, twin.loss, classifier)
     if classifier != "learned" or not twin.loss.shift_invariant:
         return None
     decay = config["weight_decay"] if calibration == "weight-decay" else product

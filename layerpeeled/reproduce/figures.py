@@ -215,7 +215,7 @@ def remedies_networks(rows: list[dict], folder, title, formats=("png",)):
                 continue
             x_of = lambda r: pos(r["R"])
             _line(ax, _points(sel, x_of, lambda r: r[net]), "o-", f"C{i}", REMEDIES[name].label)
-            _line(ax, _points(sel, x_of, lambda r: 1.0 if r[model] is None and model == "cos model" else r[model]),
+            _line(ax, _points(sel, x_of, lambda r: 1.0 if model == "cos model" and r["model vanished"] else r[model]),
                   "s--", f"C{i}", None, mfc="none", alpha=0.8)
         ax.set_ylabel(label)
     a2.legend(fontsize=7)

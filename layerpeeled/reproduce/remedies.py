@@ -129,16 +129,18 @@ def network_row(record: dict) -> dict:
     from .bridge import model_problem as bridge_problem
 
     config = record["config"]
-    twin = solve(bridge_problem(record, config, "measured"))
-    flat = twin.geometry.flat()
+    problem = bridge_problem(record, config, "measured")
+    twin = None if problem is None else solve(problem)
+    flat = {} if twin is None else twin.geometry.flat()
     row = {"remedy": remedy_of(config), "R": config["R"], "seed": config["seed"],
            "test acc": record["test_acc"], "minority test acc": record["test_acc_minority"],
-           "model minority recognised": minority_recognised(twin, config["KA"]),
+           "model minority recognised": None if twin is None else minority_recognised(twin, config["KA"]),
            "cos network": record["minority_w_cos"], "cos model": flat.get("minority_w_cos"),
            "W to model": record.get("w_model_distance"), "H to model": record.get("h_model_distance"),
            "E_H": record["EH"], "E_W": record["EW"]}
     row["network collapsed"] = collapsed(record["minority_w_cos"], record.get("minority_vanished"))
-    row["model collapsed"] = collapsed(flat.get("minority_w_cos"), flat.get("minority_vanished"))
+    row["model vanished"] = flat.get("minority_vanished")
+    row["model collapsed"] = None if twin is None else collapsed(flat.get("minority_w_cos"), flat.get("minority_vanished"))
     return row
 
 
@@ -150,7 +152,9 @@ def disagreements(rows: list[dict]) -> list[str]:
     out = []
     for name in REMEDIES:
         for R in dict.fromkeys(r["R"] for r in rows if r["remedy"] == name):
-            sel = [r for r in rows if r["remedy"] == name and r["R"] == R]
+            sel = [r for r in rows if r["remedy"] == name and r["R"] == R and r["model collapsed"] is not None]
+            if not sel:
+                continue
             net = 2 * sum(r["network collapsed"] for r in sel) > len(sel)
             model = 2 * sum(r["model collapsed"] for r in sel) > len(sel)
             if net != model:
@@ -181,6 +185,7 @@ def remedies_sections(records: list[dict], scale, figdir, title: str, formats, t
     import time
 
     from ..collapse.sweep import paper_ratios
+    from ..imbalance import ratio_label
     from ..networks.config import TrainConfig
     from . import figures as netfig
 
@@ -218,6 +223,11 @@ def remedies_sections(records: list[dict], scale, figdir, title: str, formats, t
     lost = lost_minorities(rows)
     if lost:
         verdict += " Networks that recognise no minority test image at all: " + "; ".join(lost) + "."
+    blown = [f"{REMEDIES[r['remedy']].label} at R = {ratio_label(r['R'])} (E_H E_W = {r['E_H'] * r['E_W']:.3g})" for r in rows
+             if r["model collapsed"] is None]
+    if blown:
+        verdict += (" Without a model twin, their energies beyond what double precision resolves (norms that "
+                    "grew without bound in training): " + "; ".join(blown) + ".")
     net_section = {"title": "Remedies in networks, each beside its model twin", "figures": paths[:1],
                    "text": f"Networks trained with each remedy at R in {sorted(scale.remedy_ratios)}, each set beside the "
                            "constrained LPM with the same class counts, measured energies, loss and classifier (its "
