@@ -60,6 +60,11 @@ def _line(ax, points, style, color, label, **kw):
         ax.fill_between(xs, mean - std, mean + std, color=color, alpha=0.15, lw=0)
 
 
+def _predicted(bridge: dict, calibration: str, key: str = "minority_w_cos"):
+    """A calibration's prediction, None where it does not apply to the run (no twin, no bias...)."""
+    return bridge["predicted"].get(calibration, {}).get(key)
+
+
 def seed_spread(records, key: str = "minority_w_cos") -> float | None:
     """Mean over configurations of the standard deviation of ``key`` across seeds (None: one seed)."""
     from .scales import without_seed
@@ -96,9 +101,9 @@ def model_vs_networks(records, bridges, folder, title, formats=("png",)):
     for i, wd in enumerate(sorted({r["config"]["weight_decay"] for r in records})):
         sel = [p for p in pairs if p[0]["config"]["weight_decay"] == wd]
         _line(ax, _points(sel, x_of, lambda p: p[0]["minority_w_cos"]), "o-", f"C{i}", f"network, weight decay {wd:g}")
-        _line(ax, _points(sel, x_of, lambda p: p[1]["predicted"]["measured"]["minority_w_cos"]), "s--", f"C{i}",
+        _line(ax, _points(sel, x_of, lambda p: _predicted(p[1], "measured")), "s--", f"C{i}",
               f"LPM with the measured $E_H, E_W$, weight decay {wd:g}", mfc="none")
-        _line(ax, _points(sel, x_of, lambda p: p[1]["predicted"]["weight-decay"]["minority_w_cos"]), "^:", f"C{i}",
+        _line(ax, _points(sel, x_of, lambda p: _predicted(p[1], "weight-decay")), "^:", f"C{i}",
               f"penalized LPM at weight decay {wd:g}", mfc="none")
     ax.set_ylabel("mean cosine between minority classifiers")
     ax.set_title(title)
@@ -112,7 +117,7 @@ def oversampling(records, bridges, folder, title, formats=("png",)):
     x_of = lambda p: p[0]["config"]["wr"]
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 4.2))
     _line(a1, _points(pairs, x_of, lambda p: p[0]["minority_w_cos"]), "o-", "C0", "network")
-    _line(a1, _points(pairs, x_of, lambda p: p[1]["predicted"]["measured"]["minority_w_cos"]), "s--", "C1",
+    _line(a1, _points(pairs, x_of, lambda p: _predicted(p[1], "measured")), "s--", "C1",
           "LPM (measured energies)", mfc="none")
     a1.set_ylabel("mean cosine between minority classifiers")
     _line(a2, _points(pairs, x_of, lambda p: p[0]["test_acc"]), "o-", "C0", "test accuracy, all classes")
@@ -143,7 +148,7 @@ def bridge_overlay(records, bridges, folder, title, formats=("png",)):
             tag = f"$K_A$={KA}, wd={wd:g}" + (f", $w_r$={wr}" if wr != 1 else "")
             _line(ax, _points(pairs, x_of, lambda p: p[1]["measured"][key]), "o-", f"C{i}", f"network, {tag}", lw=2)
             for style, cal in zip(("s--", "^:", "v-.", "D:"), CALIBRATIONS):
-                _line(ax, _points(pairs, x_of, lambda p: p[1]["predicted"].get(cal, {}).get(key)), style, f"C{i}",
+                _line(ax, _points(pairs, x_of, lambda p: _predicted(p[1], cal, key)), style, f"C{i}",
                       f"{CALIBRATIONS[cal]}, {tag}", mfc="none", alpha=0.8)
         ax.set_ylabel(label)
         ax.legend(fontsize=6)
