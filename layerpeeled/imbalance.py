@@ -1,8 +1,11 @@
 """Imbalance vocabulary in one place (SPEC §1): ratios R (R = inf: no minority examples), the
-majority/minority split of step imbalance, and integer subset counts for networks."""
+majority/minority split of step imbalance, integer subset counts for networks, and the counts the
+model sees for a training set."""
 from __future__ import annotations
 
 import math
+
+import numpy as np
 
 INF_LABEL = "inf"  # how R = inf is spelled in configurations, records, tables and labels
 INF_SURROGATE = 1e12  # the LPM needs counts > 0: R = inf (no minority examples) is solved as this ratio
@@ -49,3 +52,10 @@ def minority_count(nA: int, R: float) -> int:
         raise ValueError(f"n_A // R = {nA} // {R:g} = 0 leaves the minority without examples: that is the "
                          f"R = inf experiment; pass R = inf, a smaller R (at most {nA}) or a larger n_A")
     return nB
+
+
+def model_counts(counts, weights=None) -> np.ndarray:
+    """A training set's class counts as the model sees them: times each class's loss factor (re-weighting,
+    SPEC §2.7), and a class without examples (R = inf) INF_SURROGATE times fewer than the largest."""
+    counts = np.asarray(counts, dtype=float) * (1.0 if weights is None else np.asarray(weights, dtype=float))
+    return np.where(counts > 0, counts, counts.max() / INF_SURROGATE)

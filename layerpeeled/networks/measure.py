@@ -10,7 +10,7 @@ import torch
 from ..geometry.gram import GramStats, normalized_distance
 from ..geometry.neural_collapse import class_means, nc_metrics
 from ..geometry.report import group_geometry
-from ..imbalance import INF_SURROGATE, step_groups
+from ..imbalance import model_counts, step_groups
 
 
 @torch.no_grad()
@@ -45,14 +45,12 @@ def classifier_geometry(W: np.ndarray, KA: int, counts, H_means: np.ndarray | No
 
 
 def model_twin(counts, EH: float, EW: float, loss: str = "cross-entropy", classifier: str = "learned", weights=None):
-    """The constrained LPM a network is compared with: its class counts (times the loss factors of a
-    re-weighted run, SPEC §2.7; a class without examples counts INF_SURROGATE times fewer than the
-    largest), its measured E_H and E_W, its loss and its classifier. None where the energies are
+    """The constrained LPM a network is compared with: its class counts as the model sees them
+    (:func:`layerpeeled.imbalance.model_counts`), its measured E_H and E_W, its loss and its classifier. None where the energies are
     beyond what double precision resolves (a run whose norms blew up has no twin)."""
     from ..problem import LPMProblem, resolvable_energies
 
-    counts = np.asarray(counts, dtype=float) * (1.0 if weights is None else np.asarray(weights, dtype=float))
-    counts = np.where(counts > 0, counts, counts.max() / INF_SURROGATE)
+    counts = model_counts(counts, weights)
     if not resolvable_energies(len(counts), EH, EW):
         return None
     return LPMProblem(tuple(counts.tolist()), EH, EW, loss, classifier)

@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from ..atomic import atomic_path, atomic_write_text, output_folder
-from ..imbalance import INF_SURROGATE, ratio_label
+from ..imbalance import model_counts, ratio_label
 from ..jsonio import dumps
 from ..losses import parse_loss
 from .config import TrainConfig, load_run_config
@@ -73,13 +73,11 @@ class RunData:
 
 def training_loss(spec: str, counts, device, weights=None):
     """The mean loss over a batch of logits (SPEC §1), its per-class coefficients fixed by the training
-    counts (classes without examples, R = inf, count as INF_SURROGATE times fewer than the largest, as
-    in the model); label smoothing is torch's, which is SPEC's (1 - eps) CE + (eps / K) sum_j CE_j.
+    counts as the model sees them (:func:`layerpeeled.imbalance.model_counts`); label smoothing is torch's, which is SPEC's (1 - eps) CE + (eps / K) sum_j CE_j.
     ``weights``: a factor on each class's examples (re-weighting, SPEC §2.7); the loss's coefficients
     then see the weighted counts, as an oversampled run would."""
     loss = parse_loss(spec)
-    counts = np.asarray(counts, dtype=float) * (1.0 if weights is None else np.asarray(weights, dtype=float))
-    coef = loss.coefficients(np.where(counts > 0, counts, counts.max() / INF_SURROGATE))
+    coef = loss.coefficients(model_counts(counts, weights))
     factor = None if weights is None or np.all(np.asarray(weights) == 1) else torch.as_tensor(
         np.asarray(weights, dtype=np.float32), device=device)
     if coef is not None:

@@ -22,6 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..imbalance import model_counts
+from ..losses import parse_loss
 from ..networks.measure import model_twin
 from ..problem import LPMProblem, PenalizedLPM
 from ..solvers import solve
@@ -81,13 +83,13 @@ def model_problem(record: dict, config: dict, calibration: str, product: float |
     weights = record.get("class_weights")
     if calibration == "measured":
         return model_twin(record["class_counts"], record["EH"], record["EW"], loss, classifier, weights)
-    twin = model_twin(record["class_counts"], 1.0, 1.0, loss, classifier, weights)  # the counts and loss it models
+    counts = tuple(model_counts(record["class_counts"], weights).tolist())
     if calibration == "fitted":
-        return LPMProblem(twin.counts, product, 1.0, twin.loss, classifier)
-    if classifier != "learned" or not twin.loss.shift_invariant:
+        return LPMProblem(counts, product, 1.0, loss, classifier)
+    if classifier != "learned" or not parse_loss(loss).shift_invariant:
         return None
     decay = config["weight_decay"] if calibration == "weight-decay" else product
-    return PenalizedLPM(twin.counts, decay, decay, decay, twin.loss)
+    return PenalizedLPM(counts, decay, decay, decay, loss)
 
 
 def bridge(record: dict, config: dict) -> dict:
