@@ -2,9 +2,12 @@
 first-order solver alone on long-tailed counts (issue: Core)."""
 from __future__ import annotations
 
+import time
+
 from common import table, timed
 
 from layerpeeled import LPMProblem, long_tailed_counts, solve, step_counts
+from layerpeeled.collapse.sweep import solve_warm
 from layerpeeled.problem import PenalizedLPM
 from layerpeeled.solvers.reduced import solve_reduced_cvxpy
 
@@ -68,11 +71,16 @@ def run(args) -> str:
     for K in args.long_tailed_K:
         P = LPMProblem(long_tailed_counts(K, 100.0, n_max=5000), 5.0, 1.0)
         t, r = timed(lambda: solve(P, "first-order", tol=args.long_tailed_tol))
-        rows.append([K, t, r.iterations, f"{r.gap / r.value:.1e}", r.rank, r.status])
+        row = [K, t, r.iterations, f"{r.gap / r.value:.1e}", r.rank, r.status]
+        for method, limit in (("sdp", args.max_clarabel_K), ("sdp-scs", args.max_scs_K)):
+            row += _baseline(lambda: solve(P, method, tol=args.long_tailed_tol, force=True), r, t, K <= limit)
+        rows.append(row)
         print(rows[-1], flush=True)
     out.append(f"\nLong-tailed counts n_k = 5000 * 100^(-k/(K-1)), E_H = 5, E_W = 1, first-order (numpy), "
-               f"tol {args.long_tailed_tol:g} relative:\n")
-    out.append(table(["K", "seconds", "iterations", "rel. gap", "rank", "status"], rows))
+               f"tol {args.long_tailed_tol:g} relative, against the full SDP (Clarabel, SCS):\n")
+    out.append(table(["K", "seconds", "iterations", "rel. gap", "rank", "status", "Clarabel s", "rel. diff",
+                      "Clarabel/ours", "SCS s", "rel. diff", "SCS/ours"], rows))
+    out.append(_warm_sweep(args.warm_sweep_K, args.long_tailed_tol))
     rows = []
     for K in args.penalized_K:
         for lb, label in ((None, "none"), (5e-4, "decayed"), (0.0, "free")):
@@ -89,10 +97,29 @@ def run(args) -> str:
     return "\n".join(out)
 
 
+def _warm_sweep(K: int, tol: float) -> str:
+    """A sweep of long-tailed ratios solved cold and from each neighbour's logits (``solve_warm``)."""
+    ratios = [10 ** (1 + 0.1 * i) for i in range(6)]
+    problems = [LPMProblem(long_tailed_counts(K, rho, n_max=5000), 5.0, 1.0) for rho in ratios]
+    rows = []
+    for label, warm in (("cold", None), ("warm", {})):
+        start = time.perf_counter()
+        results = [solve_warm(P, warm, tol=tol) for P in problems]
+        rows.append([label, time.perf_counter() - start, sum(r.iterations for r in results),
+                     f"{max(r.gap / r.value for r in results):.1e}"])
+    rows[1].append(f"{rows[0][1] / rows[1][1]:.2f}x")
+    rows[0].append("1.00x")
+    print(rows, flush=True)
+    return (f"\nA sweep of 6 long-tailed ratios rho = 10^(1 + 0.1 i), K = {K}, E_H = 5, E_W = 1, tol {tol:g}: "
+            "each solve cold, or started from the previous one's logits:\n\n"
+            + table(["starts", "seconds", "steps in all", "largest rel. gap", "speed-up"], rows))
+
+
 def add_args(p):
     p.add_argument("--two-level-K", type=int, nargs="+", default=[10, 20, 50])
     p.add_argument("--reduced-K", type=int, nargs="+", default=[10, 1000, 100000])
-    p.add_argument("--long-tailed-K", type=int, nargs="+", default=[200, 500, 1000])
+    p.add_argument("--long-tailed-K", type=int, nargs="+", default=[50, 200, 500, 1000])
+    p.add_argument("--warm-sweep-K", type=int, default=200, help="K of the long-tailed sweep solved cold and warm")
     p.add_argument("--long-tailed-tol", type=float, default=1e-7)
     p.add_argument("--penalized-K", type=int, nargs="+", default=[10, 20, 50])
     p.add_argument("--max-clarabel-K", type=int, default=50, help="largest K given to Clarabel (K = 100: tens of minutes)")

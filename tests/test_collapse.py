@@ -170,3 +170,19 @@ def test_onset_beyond_the_search_range_is_reported_as_none():
     on = find_onset(5, 5, 1000.0, 1.0, rel=1e-6)
     assert on.onset is None and on.vanish is None
     assert _full_spread(5, 5, 1e12, 1000.0).w_spread > 1e-3  # indeed not collapsed at R = 1e12
+
+
+def test_dense_sweep_starts_from_its_neighbour():
+    """Along a long-tailed sweep (too many distinct counts for the reduced solver) each first-order
+    solve starts from the previous logits scaled onto its ball: same certified value, fewer steps."""
+    from layerpeeled import long_tailed_counts
+    from layerpeeled.collapse.sweep import solve_warm
+
+    problems = [LPMProblem(long_tailed_counts(30, rho, n_max=1000), EH, 1.0) for rho, EH in ((50.0, 5.0), (63.0, 5.0))]
+    warm = {}
+    solve_warm(problems[0], warm)
+    assert warm["logits"][0].shape == (30, 30)
+    warmed, cold = solve_warm(problems[1], warm), solve_warm(problems[1], None)
+    assert warmed.method == cold.method == "nuclear-numpy"
+    assert abs(warmed.value - cold.value) <= warmed.gap + cold.gap
+    assert warmed.iterations < cold.iterations

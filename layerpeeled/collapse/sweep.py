@@ -65,12 +65,29 @@ def config_problem(config: dict) -> LPMProblem | PenalizedLPM:
 
 
 def solve_warm(problem, warm: dict | None, method: str = "auto", tol: float = 1e-9):
-    """``solve(problem)``, a reduced solve starting from the previous one's solution kept in ``warm``
-    (a dict carried along a run of nearby solves; None: a cold solve), which then keeps this one's."""
-    reduced = choose_method(problem) == "reduced" and method in ("auto", "reduced")
-    result = solve(problem, method, tol=tol, **({"warm": warm_start(warm)} if reduced else {}))
+    """``solve(problem)`` starting from the previous solve's solution kept in ``warm`` (a dict carried
+    along a run of nearby solves; None: a cold solve), which then keeps this one's: a reduced solve
+    polishes the neighbour's reduced solution; a dense first-order solve of the constrained model
+    starts from the neighbour's logits scaled onto its own ball (fewer steps along a sweep in R;
+    measured in benchmarks/README.md)."""
+    chosen = choose_method(problem) if method == "auto" else method
+    options = {}
+    if chosen == "reduced":
+        options["warm"] = warm_start(warm)
+    elif chosen.startswith("first-order") and _dense_warmable(problem) and warm and "logits" in warm:
+        Z, radius = warm["logits"]
+        if Z.shape == (problem.K, problem.K):
+            options["x0"] = Z * (problem.radius / radius)
+    result = solve(problem, method, tol=tol, **options)
     keep_warm(warm, result)
+    if warm is not None and chosen.startswith("first-order") and _dense_warmable(problem):
+        warm["logits"] = (result.logits, problem.radius)
     return result
+
+
+def _dense_warmable(problem) -> bool:
+    """The dense first-order solver takes a start: the constrained model with a trained classifier."""
+    return isinstance(problem, LPMProblem) and problem.classifier != "etf"
 
 
 def solve_config(config: dict, warm: dict | None = None) -> dict:

@@ -74,7 +74,8 @@ class FactoredProgram:
     def hessian_x(self, x):
         u = self.Jg @ x
         H = self.loss.row_hessians(u[:, 0], u[:, 1:], self.mult, self.coef) * self.omega[:, None, None]
-        return np.einsum("gin,gij,gjm->nm", self.Jg, H, self.Jg) + np.diag(self.decay)
+        J = self.Jg.reshape(-1, self.n)  # sum over groups of Jg^T H Jg as one product (not a 4-index einsum)
+        return J.T @ (H @ self.Jg).reshape(-1, self.n) + np.diag(self.decay)
 
     def jacobian(self, theta):
         """d x / d theta, (n, n_theta)."""
@@ -113,6 +114,12 @@ class FactoredProgram:
         """Gradient and Hessian in theta from x = x_of(theta) and the gradient g in x."""
         J = self.jacobian(theta)
         return J.T @ g, J.T @ self.hessian_x(x) @ J + self.curvature(g)
+
+
+def _project_out(H, u):
+    """P H P for P = I - u u^T (u a unit vector), in rank-one updates instead of two products."""
+    Hu = H @ u
+    return H - np.outer(u, Hu) - np.outer(Hu, u) + float(u @ Hu) * np.outer(u, u)
 
 
 def _newton_step(grad, hess):
@@ -157,9 +164,9 @@ def polish(fp: FactoredProgram, x, certify, *, tol, mu=None, radius=None, max_st
             g, H = g / f, H / f - np.outer(g, g) / f**2
             u = theta / np.linalg.norm(theta)
             lam = -float(u @ g) / np.linalg.norm(theta)
-            P = np.eye(theta.size) - np.outer(u, u)
-            g = P @ g
-            d = P @ _newton_step(g, P @ (H + lam * np.eye(theta.size)) @ P + np.outer(u, u))
+            g = g - u * (u @ g)
+            d = _newton_step(g, _project_out(H + lam * np.eye(theta.size), u) + np.outer(u, u))
+            d = d - u * (u @ d)
         t = 1.0
         while t > 1e-8:
             trial = theta + t * d

@@ -32,7 +32,7 @@ class BlockLogits:
     row scale, constant on each group) as (a, M) of Y for groups of sizes K_g."""
 
     def __init__(self, problem, b: np.ndarray, M: np.ndarray):
-        self.classes = [np.asarray(g.classes) for g in problem.groups]
+        self.groups = problem.groups
         self.sizes = np.array([g.size for g in problem.groups], dtype=float)
         self.scale = group_row_scale(problem)
         many = self.sizes > 1
@@ -51,6 +51,10 @@ class BlockLogits:
         c = M / np.sqrt(np.outer(K, K))
         np.fill_diagonal(c, np.nan)
         return {"d": e + a, "e": np.where(K > 1, e, np.nan), "c": c}
+
+    @cached_property
+    def classes(self) -> list[np.ndarray]:
+        return [np.asarray(g.classes) for g in self.groups]
 
     def expand(self) -> np.ndarray:
         a, M = self._logit_blocks()
