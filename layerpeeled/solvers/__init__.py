@@ -1,7 +1,9 @@
 """Solvers of the Layer-Peeled Model behind one call, :func:`solve`."""
 from __future__ import annotations
 
+import contextlib
 import math
+import os
 
 from ..problem import LPMProblem, PenalizedLPM
 from .nuclear import solve_nuclear
@@ -51,25 +53,41 @@ def solve(problem: LPMProblem | PenalizedLPM, method: str = "auto", *, tol: floa
     chosen = choose_method(problem) if method == "auto" else method
     if chosen.startswith("sdp"):
         _check_sdp_size(problem, chosen, force)
-    if isinstance(problem, LPMProblem) and problem.classifier == "etf":
-        if method not in ("auto", "first-order"):
-            raise ValueError(f"method {method!r} does not solve the fixed-ETF model; use auto or first-order")
-        result = solve_fixed_etf(problem, tol=tol, **options)
-    elif isinstance(problem, PenalizedLPM):
-        result = _solve_penalized(problem, chosen, tol, options)
-    elif chosen == "reduced":
-        result = solve_reduced(problem, tol=tol, **options)
-    elif chosen == "first-order":
-        result = solve_nuclear(problem, tol=tol, backend="numpy", **options)
-    elif chosen == "first-order-torch":
-        result = solve_nuclear(problem, tol=tol, backend="torch", **options)
-    else:
-        result = solve_sdp(problem, solver=_sdp_solver(chosen), tol=tol, **options)
+    with one_blas_thread() if chosen == "first-order" else contextlib.nullcontext():
+        if isinstance(problem, LPMProblem) and problem.classifier == "etf":
+            if method not in ("auto", "first-order"):
+                raise ValueError(f"method {method!r} does not solve the fixed-ETF model; use auto or first-order")
+            result = solve_fixed_etf(problem, tol=tol, **options)
+        elif isinstance(problem, PenalizedLPM):
+            result = _solve_penalized(problem, chosen, tol, options)
+        elif chosen == "reduced":
+            result = solve_reduced(problem, tol=tol, **options)
+        elif chosen == "first-order":
+            result = solve_nuclear(problem, tol=tol, backend="numpy", **options)
+        elif chosen == "first-order-torch":
+            result = solve_nuclear(problem, tol=tol, backend="torch", **options)
+        else:
+            result = solve_sdp(problem, solver=_sdp_solver(chosen), tol=tol, **options)
     if p is not None:
         result.factors(p)  # raises with the smallest valid p
         result.p = p
     result.info["requested_method"] = method
     return result
+
+
+THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "OMP_NUM_THREADS")
+
+
+def one_blas_thread():
+    """Dense numpy solves run on one BLAS thread: on a machine whose other cores are busy, a second
+    thread waiting for one made a K = 200 solve 2.9x slower (benchmarks/README.md, `everyday`), and
+    on an idle one it gained nothing there. A thread count the user exported wins; the ~1 ms this
+    costs is why the reduced solver (milliseconds, tiny matrices) does without."""
+    if any(name in os.environ for name in THREAD_VARIABLES):
+        return contextlib.nullcontext()
+    from threadpoolctl import threadpool_limits
+
+    return threadpool_limits(1, user_api="blas")
 
 
 def _sdp_solver(method: str) -> str:
