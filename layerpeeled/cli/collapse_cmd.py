@@ -57,16 +57,18 @@ def register(sub):
     p.add_argument("--out", default="figures", help="folder of the figures")
     p.add_argument("--format", default="png", help=f"comma list among {', '.join(FORMATS)}")
     p.add_argument("--quick", action="store_true", help="coarse phase diagram (seconds instead of a minute)")
-    _add_penalized_args(p, lists=False)
+    _add_penalized_args(p, lists=False, constrained_nA=False)
     p.set_defaults(run=run_figures)
 
 
-def _add_penalized_args(p, lists: bool) -> None:
-    """The penalized form's options (``lists``: each a value list, for sweeps)."""
+def _add_penalized_args(p, lists: bool, constrained_nA: bool = True) -> None:
+    """The penalized form's options (``lists``: each a value list, for sweeps; ``constrained_nA``:
+    the command's constrained form takes --nA too, as a count scale)."""
     kind, each = (str, " (a value list)") if lists else (float, "")
+    also = ("; the constrained form sees it only through count-based losses such as ldam (default 1 there)"
+            if constrained_nA else "; give it with --lambda-W and --lambda-H")
     p.add_argument("--nA", type=kind, default=None, help="majority examples per class n_A: the penalized form needs it "
-                   "(its answer depends on absolute counts); the constrained form sees it only through count-based "
-                   f"losses such as ldam (default 1 there){each}")
+                   f"(its answer depends on absolute counts){also}{each}")
     p.add_argument("--lambda-W", dest="lambda_W", type=kind, default=None, help=f"penalized form: classifier penalty{each}")
     p.add_argument("--lambda-H", dest="lambda_H", type=kind, default=None,
                    help=f"penalized form: feature penalty, summed over examples{each}")
