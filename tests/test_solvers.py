@@ -111,7 +111,7 @@ def test_reduced_and_dense_agree_on_wide_random_problems(seed):
     if K <= 12:  # the SDP (Clarabel) where it takes seconds: losses here reach 1e-10, below its
         sdp = solve(P, "sdp")  # absolute accuracy, so it is held to its own certificate, not to 1e-6
         assert red.value - red.gap <= sdp.value <= red.value + sdp.gap
-        assert sdp.gap <= 1e-6 * sdp.value + 1e-8
+        assert sdp.gap <= 1e-6 * sdp.value + 1e-7  # Clarabel: about 1e-8 absolute on these losses
     W, H = red.factors()
     Z = H @ W.T  # losses down to 1e-11 here: log1p of the off-target exponentials keeps their digits
     losses = np.log1p((np.exp(Z - np.diag(Z)[:, None]) * (1 - np.eye(K))).sum(1))
