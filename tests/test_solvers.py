@@ -197,24 +197,30 @@ def test_loss_must_be_a_loss():
     assert isinstance(LPMProblem("1x2").loss, CrossEntropy) and LPMProblem("1x2", loss="la").loss.spec == "la:tau=1"
 
 
-def test_dense_solves_run_on_one_blas_thread(monkeypatch):
-    """Unless the user exported a thread count, a dense first-order solve holds BLAS to one thread
-    (a busy second core makes two threads slower than one) and gives the pool back afterwards."""
+@pytest.mark.parametrize("method", ["first-order", "first-order-torch"])
+def test_dense_cpu_solves_run_on_one_thread(method, monkeypatch):
+    """Unless the user exported a thread count, a dense solve on the CPU holds BLAS (and torch's
+    pool, for the torch solver) to one thread (a busy second core makes two threads slower than
+    one) and gives the pools back afterwards."""
+    import torch
     from threadpoolctl import threadpool_info
 
     import layerpeeled.solvers as solvers
 
     for name in solvers.THREAD_VARIABLES:
         monkeypatch.delenv(name, raising=False)
-    seen = []
-    real = solvers.solve_nuclear
+    pools = lambda: [pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"]
+    seen, real = [], solvers.solve_nuclear
 
     def spy(*args, **kw):
-        seen.append([pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"])
+        seen.append((pools(), torch.get_num_threads()))
         return real(*args, **kw)
 
-    before = [pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"]
+    before = (pools(), torch.get_num_threads())
     monkeypatch.setattr(solvers, "solve_nuclear", spy)
-    solve(LPMProblem(step_counts(3, 2, 10.0), 5.0, 1.0), "first-order")
-    assert seen and all(n == 1 for n in seen[0])
-    assert [pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"] == before
+    solve(LPMProblem(step_counts(3, 2, 10.0), 5.0, 1.0), method, device="cpu")
+    blas, torch_threads = seen[0]
+    assert all(n == 1 for n in blas)
+    if method.endswith("torch"):
+        assert torch_threads == 1
+    assert (pools(), torch.get_num_threads()) == before

@@ -53,7 +53,9 @@ def solve(problem: LPMProblem | PenalizedLPM, method: str = "auto", *, tol: floa
     chosen = choose_method(problem) if method == "auto" else method
     if chosen.startswith("sdp"):
         _check_sdp_size(problem, chosen, force)
-    with one_blas_thread() if chosen == "first-order" else contextlib.nullcontext():
+    device = options.get("device") or ("cuda" if chosen == "first-order-torch" and _torch_cuda() else "cpu")
+    on_cpu = chosen.startswith("first-order") and not str(device).startswith("cuda")
+    with one_thread(torch_cpu=chosen == "first-order-torch") if on_cpu else contextlib.nullcontext():
         if isinstance(problem, LPMProblem) and problem.classifier == "etf":
             if method not in ("auto", "first-order"):
                 raise ValueError(f"method {method!r} does not solve the fixed-ETF model; use auto or first-order")
@@ -78,16 +80,30 @@ def solve(problem: LPMProblem | PenalizedLPM, method: str = "auto", *, tol: floa
 THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "OMP_NUM_THREADS")
 
 
-def one_blas_thread():
-    """Dense numpy solves run on one BLAS thread: on a machine whose other cores are busy, a second
-    thread waiting for one made a K = 200 solve 2.9x slower (benchmarks/README.md, `everyday`), and
-    on an idle one it gained nothing there. A thread count the user exported wins; the ~1 ms this
-    costs is why the reduced solver (milliseconds, tiny matrices) does without."""
+@contextlib.contextmanager
+def one_thread(torch_cpu: bool = False):
+    """Dense solves on the CPU run on one thread: BLAS for numpy, and torch's own pool for the torch
+    solver on the CPU (``torch_cpu``). On a machine whose other core was busy, a second thread
+    made a K = 200 solve 2.9x slower with numpy and 2.5x with torch (benchmarks/README.md); on an
+    idle one it gained nothing there. A thread count the user exported wins. The ~1 ms this costs
+    is why the reduced solver (milliseconds, tiny matrices) does without."""
     if any(name in os.environ for name in THREAD_VARIABLES):
-        return contextlib.nullcontext()
+        yield
+        return
     from threadpoolctl import threadpool_limits
 
-    return threadpool_limits(1, user_api="blas")
+    with threadpool_limits(1, user_api="blas"):
+        if not torch_cpu:
+            yield
+            return
+        import torch
+
+        before = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            yield
+        finally:
+            torch.set_num_threads(before)
 
 
 def _sdp_solver(method: str) -> str:
