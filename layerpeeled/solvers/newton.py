@@ -9,8 +9,8 @@ alpha_g gamma_g and M = A B^T (A, B of G columns) turns the nuclear norm into ha
 So the penalized program becomes smooth and unconstrained, f(x(theta)) + mu |theta|^2 / 2, and the
 constrained one smooth on the sphere |theta|^2 = 2 tau. The logits are linear in x and x is
 bilinear in theta, hence exact Hessians cost a few small products, and Newton's method (eigenvalues
-floored, for the rotations of the factors and for saddles) converges in a handful of steps from a
-first-order start. Zero blocks (collapsed or vanished classifiers) are nondegenerate minimisers of
+floored, for the rotations of the factors and for saddles) converges in a handful of steps from
+the balanced optimum (or, with many groups, from a loose proximal-gradient point). Zero blocks (collapsed or vanished classifiers) are nondegenerate minimisers of
 the factored problem wherever strict complementarity holds, so no face has to be guessed. Nothing
 here is trusted: the caller certifies the returned point with the convex program's own gap and
 falls back to proximal gradient when the polish does not reach the tolerance.
@@ -22,13 +22,14 @@ import numpy as np
 from .fista import FistaOutcome
 
 MAX_STEPS = 40  # Newton steps before handing back to proximal gradient
-POLISH_FROM = 1e-3  # relative gap at which proximal gradient hands over to Newton ...
-FIRST_STEPS = 3  # ... or after this many steps, whichever comes first.
-# From MANY_GROUPS groups on, a Newton step (a dense eigendecomposition over ~2G^2 unknowns) costs
-# tens of proximal steps and starts far off in a saddle-ridden region: proximal gradient then runs
-# on to the handover gap (at most MANY_GROUPS_STEPS steps); 87 ms instead of 416 at G = 12.
+# Below MANY_GROUPS groups Newton starts from the problem's own start (the balanced optimum): the
+# proximal steps that used to come first cost more than the one or two Newton steps they saved. From
+# MANY_GROUPS on, a Newton step (a dense eigendecomposition over ~2G^2 unknowns) costs tens of
+# proximal steps and starts far off in a saddle-ridden region: proximal gradient then runs to the
+# relative gap POLISH_FROM (at most MANY_GROUPS_STEPS steps); 87 ms instead of 416 at G = 12.
 MANY_GROUPS = 7
 MANY_GROUPS_STEPS = 300
+POLISH_FROM = 1e-3
 WARM_STEPS = 8  # Newton steps tried from a warm start before starting afresh
 CERTIFY_BELOW = 1e-3  # a Newton step whose relative decrement exceeds this is not worth certifying after
 
@@ -210,8 +211,9 @@ def keep_warm(warm: dict | None, result) -> None:
 
 
 def first_order_then_newton(run, fp: FactoredProgram, certify, *, tol, warm=None, **form):
-    """Proximal gradient to a loose gap or for a few steps (``run(x0, tol, max_iter) -> FistaOutcome``,
-    x0 None for its own start, max_iter None for its own limit), Newton polish to ``tol``, and
+    """Proximal gradient to a loose gap when there are many groups (``run(x0, tol, max_iter) ->
+    FistaOutcome``, x0 None for its own start, max_iter None for its own limit; 0 steps: the start
+    certified as it is), Newton polish to ``tol``, and
     proximal gradient again from the polished point if the polish fell short. ``warm``: a nearby
     solution (a neighbour in a sweep or a bracket) to polish first, skipping the first phase when
     that suffices; ignored unless it has this program's shape. Returns the outcome and the number
@@ -220,7 +222,7 @@ def first_order_then_newton(run, fp: FactoredProgram, certify, *, tol, warm=None
         F, gap, x, steps = polish(fp, warm, certify, tol=tol, max_steps=WARM_STEPS, **form)
         if gap <= tol * abs(F):
             return _snapped(run, x, F, gap, 0, tol), steps
-    out = run(None, max(tol, POLISH_FROM), FIRST_STEPS if fp.G < MANY_GROUPS else MANY_GROUPS_STEPS)
+    out = run(None, max(tol, POLISH_FROM), 0 if fp.G < MANY_GROUPS else MANY_GROUPS_STEPS)
     if out.converged and out.gap <= tol * abs(out.value):
         return out, 0
     F, gap, x, steps = polish(fp, out.x, certify, tol=tol, **form)

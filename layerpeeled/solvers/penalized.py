@@ -194,7 +194,7 @@ def solve_penalized_reduced(problem, *, tol: float = 1e-9, max_iter: int = 20000
     def run(x0, goal, steps):
         x0 = prog.start() if x0 is None else x0
         return fista(x0, prog.value_grad, prog.prox, prog.gap, lipschitz=prog.lipschitz(), tol=goal,
-                     max_iter=steps or max_iter, callback=callback, check_every=2, total=prog.total)
+                     max_iter=max_iter if steps is None else steps, callback=callback, check_every=2, total=prog.total)
 
     out, newton_steps = first_order_then_newton(run, prog.factored(), prog.certify, tol=tol, mu=problem.mu, warm=warm)
     bp, Mp, beta = prog.split(out.x)

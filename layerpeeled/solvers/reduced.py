@@ -215,7 +215,7 @@ def solve_reduced(problem: LPMProblem, *, tol: float = 1e-9, max_iter: int = 200
 
     def run(x0, goal, steps):
         return fista(prog.start() if x0 is None else x0, prog.value_grad, lambda x, step: prog.project(x), prog.gap,
-                     lipschitz=float(prog.omega.max()), tol=goal, max_iter=steps or max_iter, callback=callback, check_every=2)
+                     lipschitz=float(prog.omega.max()), tol=goal, max_iter=max_iter if steps is None else steps, callback=callback, check_every=2)
 
     out, newton_steps = first_order_then_newton(run, prog.factored(), prog.certify, tol=tol, radius=prog.tau,
                                                  warm=warm)
