@@ -20,10 +20,15 @@ MAX_MARGIN = 650.0  # exp(-650) ~ 1e-282: beyond such logit margins every loss u
 _ITEM = re.compile(r"^\s*([^xX*\s]+)\s*(?:[xX*]\s*(\S+))?\s*$")
 
 
+def balanced_margin(K: int, EH: float, EW: float) -> float:
+    """The logit margin K sqrt(E_H E_W)/(K-1) of the balanced optimum (a simplex ETF) at these budgets."""
+    return K / (K - 1) * math.sqrt(EH) * math.sqrt(EW)
+
+
 def resolvable_energies(K: int, EH: float, EW: float) -> bool:
     """Whether double precision resolves the constrained model at these budgets: the balanced margin
-    K sqrt(E_H E_W)/(K-1) stays within MAX_MARGIN (beyond it every loss underflows)."""
-    return K / (K - 1) * math.sqrt(EH) * math.sqrt(EW) <= MAX_MARGIN
+    stays within MAX_MARGIN (beyond it every loss underflows)."""
+    return balanced_margin(K, EH, EW) <= MAX_MARGIN
 
 
 def _positive_finite(name: str, value) -> float:
@@ -171,7 +176,7 @@ class LPMProblem(_Counts):
         object.__setattr__(self, "EH", _positive_finite("EH", self.EH))
         object.__setattr__(self, "EW", _positive_finite("EW", self.EW))
         if not resolvable_energies(self.K, self.EH, self.EW):
-            margin = self.K / (self.K - 1) * math.sqrt(self.EH) * math.sqrt(self.EW)
+            margin = balanced_margin(self.K, self.EH, self.EW)
             bound = (MAX_MARGIN * (self.K - 1) / self.K) ** 2
             raise ValueError(f"E_H*E_W = {self.EH:.4g} * {self.EW:.4g} is too large for K = {self.K}: the balanced margin "
                              f"K sqrt(E_H E_W)/(K-1) = {margin:.4g} makes every loss underflow double precision "

@@ -71,23 +71,20 @@ def solve_warm(problem, warm: dict | None, method: str = "auto", tol: float = 1e
     starts from the neighbour's logits scaled onto its own ball (fewer steps along a sweep in R;
     measured in benchmarks/README.md)."""
     chosen = choose_method(problem) if method == "auto" else method
+    # the dense first-order solver takes a start for the constrained model with a trained classifier
+    dense = chosen.startswith("first-order") and isinstance(problem, LPMProblem) and problem.classifier != "etf"
     options = {}
     if chosen == "reduced":
         options["warm"] = warm_start(warm)
-    elif chosen.startswith("first-order") and _dense_warmable(problem) and warm and "logits" in warm:
+    elif dense and warm and "logits" in warm:
         Z, radius = warm["logits"]
         if Z.shape == (problem.K, problem.K):
             options["x0"] = Z * (problem.radius / radius)
     result = solve(problem, method, tol=tol, **options)
     keep_warm(warm, result)
-    if warm is not None and chosen.startswith("first-order") and _dense_warmable(problem):
+    if dense and warm is not None:
         warm["logits"] = (result.logits, problem.radius)
     return result
-
-
-def _dense_warmable(problem) -> bool:
-    """The dense first-order solver takes a start: the constrained model with a trained classifier."""
-    return isinstance(problem, LPMProblem) and problem.classifier != "etf"
 
 
 def solve_config(config: dict, warm: dict | None = None) -> dict:

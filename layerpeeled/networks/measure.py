@@ -46,8 +46,9 @@ def classifier_geometry(W: np.ndarray, KA: int, counts, H_means: np.ndarray | No
 
 def model_twin(counts, EH: float, EW: float, loss: str = "cross-entropy", classifier: str = "learned", weights=None):
     """The constrained LPM a network is compared with: its class counts as the model sees them
-    (:func:`layerpeeled.imbalance.model_counts`), its measured E_H and E_W, its loss and its classifier. None where the energies are
-    beyond what double precision resolves (a run whose norms blew up has no twin)."""
+    (:func:`layerpeeled.imbalance.model_counts`), its measured E_H and E_W, its loss and its
+    classifier. None where the energies are beyond what double precision resolves (a run whose
+    norms blew up has no twin)."""
     from ..problem import LPMProblem, resolvable_energies
 
     counts = model_counts(counts, weights)

@@ -73,7 +73,8 @@ class RunData:
 
 def training_loss(spec: str, counts, device, weights=None):
     """The mean loss over a batch of logits (SPEC §1), its per-class coefficients fixed by the training
-    counts as the model sees them (:func:`layerpeeled.imbalance.model_counts`); label smoothing is torch's, which is SPEC's (1 - eps) CE + (eps / K) sum_j CE_j.
+    counts as the model sees them (:func:`layerpeeled.imbalance.model_counts`); label smoothing is
+    torch's, which is SPEC's (1 - eps) CE + (eps / K) sum_j CE_j.
     ``weights``: a factor on each class's examples (re-weighting, SPEC §2.7); the loss's coefficients
     then see the weighted counts, as an oversampled run would."""
     loss = parse_loss(spec)

@@ -6,7 +6,7 @@ import math
 import os
 
 from ..problem import LPMProblem, PenalizedLPM
-from .nuclear import solve_nuclear
+from .nuclear import solve_nuclear, torch_device
 from .fixed_etf import solve_fixed_etf
 from .penalized import solve_penalized_cvxpy, solve_penalized_dense, solve_penalized_reduced
 from .reduced import solve_reduced
@@ -53,9 +53,8 @@ def solve(problem: LPMProblem | PenalizedLPM, method: str = "auto", *, tol: floa
     chosen = choose_method(problem) if method == "auto" else method
     if chosen.startswith("sdp"):
         _check_sdp_size(problem, chosen, force)
-    device = options.get("device") or ("cuda" if chosen == "first-order-torch" and _torch_cuda() else "cpu")
-    on_cpu = chosen.startswith("first-order") and not str(device).startswith("cuda")
-    with one_thread(torch_cpu=chosen == "first-order-torch") if on_cpu else contextlib.nullcontext():
+    torch_cpu = chosen == "first-order-torch" and not str(torch_device(options.get("device"))).startswith("cuda")
+    with one_thread(torch_cpu) if chosen == "first-order" or torch_cpu else contextlib.nullcontext():
         if isinstance(problem, LPMProblem) and problem.classifier == "etf":
             if method not in ("auto", "first-order"):
                 raise ValueError(f"method {method!r} does not solve the fixed-ETF model; use auto or first-order")

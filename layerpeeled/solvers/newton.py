@@ -10,8 +10,9 @@ So the penalized program becomes smooth and unconstrained, f(x(theta)) + mu |the
 constrained one smooth on the sphere |theta|^2 = 2 tau. The logits are linear in x and x is
 bilinear in theta, hence exact Hessians cost a few small products, and Newton's method (eigenvalues
 floored, for the rotations of the factors and for saddles) converges in a handful of steps from
-the balanced optimum (or, with many groups, from a loose proximal-gradient point). Zero blocks (collapsed or vanished classifiers) are nondegenerate minimisers of
-the factored problem wherever strict complementarity holds, so no face has to be guessed. Nothing
+the balanced optimum (or, with many groups, from a loose proximal-gradient point). Zero blocks
+(collapsed or vanished classifiers) are nondegenerate minimisers of the factored problem wherever
+strict complementarity holds, so no face has to be guessed. Nothing
 here is trusted: the caller certifies the returned point with the convex program's own gap and
 falls back to proximal gradient when the polish does not reach the tolerance.
 """
@@ -213,11 +214,10 @@ def keep_warm(warm: dict | None, result) -> None:
 def first_order_then_newton(run, fp: FactoredProgram, certify, *, tol, warm=None, **form):
     """Proximal gradient to a loose gap when there are many groups (``run(x0, tol, max_iter) ->
     FistaOutcome``, x0 None for its own start, max_iter None for its own limit; 0 steps: the start
-    certified as it is), Newton polish to ``tol``, and
-    proximal gradient again from the polished point if the polish fell short. ``warm``: a nearby
-    solution (a neighbour in a sweep or a bracket) to polish first, skipping the first phase when
-    that suffices; ignored unless it has this program's shape. Returns the outcome and the number
-    of Newton steps."""
+    certified as it is), Newton polish to ``tol``, and proximal gradient again from the polished
+    point if the polish fell short. ``warm``: a nearby solution (a neighbour in a sweep or a bracket)
+    to polish first, skipping the first phase when that suffices; ignored unless it has this
+    program's shape. Returns the outcome and the number of Newton steps."""
     if warm is not None and np.shape(warm) == (fp.n,):  # a start of another shape is no neighbour: ignored
         F, gap, x, steps = polish(fp, warm, certify, tol=tol, max_steps=WARM_STEPS, **form)
         if gap <= tol * abs(F):

@@ -24,6 +24,11 @@ def _torch():
     return torch
 
 
+def torch_device(device: str | None) -> str:
+    """The torch solver's device: the one asked for, else CUDA when present, else the CPU."""
+    return device or ("cuda" if _torch().cuda.is_available() else "cpu")
+
+
 def logit_objective(problem: LPMProblem, Z):
     """f(Z) = sum_k (n_k/N) L(Z_k, k) and its gradient, on the array namespace of Z."""
     xp = array_namespace(Z)
@@ -112,7 +117,7 @@ def solve_nuclear(
         raise ValueError(f"x0 must be a {problem.K} x {problem.K} logit matrix, got shape {Z0.shape}")
     if backend == "torch":
         torch = _torch()
-        device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        device = torch_device(device)
         Z0 = torch.as_tensor(Z0, dtype=torch.float64, device=device)
     elif backend != "numpy":
         raise ValueError(f"backend must be 'numpy' or 'torch', got {backend!r}")
