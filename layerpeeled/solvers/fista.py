@@ -102,9 +102,9 @@ def fista(
             y = x_new + ((t - 1.0) / t_new) * (x_new - x)
             t = t_new
             fy, gy = value_grad(y)
-        x, fx = x_new, f_new
+        x, fx, gx = x_new, f_new, g_new
         L *= 0.9
-    gap_x, Fx = gap(x, fx, value_grad(x)[1]), total(x, fx)
+    gap_x, Fx = gap(x, fx, gx), total(x, fx)
     if best is not None and best[0] < gap_x:
         gap_x, x, Fx = best
     return FistaOutcome(x, Fx, gap_x, max_iter, gap_x <= tol * abs(Fx))

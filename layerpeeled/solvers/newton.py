@@ -55,6 +55,21 @@ class FactoredProgram:
         self.decay = np.zeros(self.n) if decay is None else np.concatenate([np.zeros(G + G * G), decay])
         self.n_theta = 2 * self.nf + 2 * G * self.r + n_bias
         self.factor = np.r_[np.ones(self.n_theta - n_bias), np.zeros(n_bias)]  # coordinates in the norm
+        self._jacobian_pattern()
+
+    def _jacobian_pattern(self):
+        """Where the entries of d x / d theta and of the chain rule's bilinear part sit (fixed)."""
+        G, r, nf = self.G, self.r, self.nf
+        J = np.zeros((self.n, self.n_theta))
+        rows = np.flatnonzero(self.free)
+        J[rows, np.arange(nf)] = J[rows, nf + np.arange(nf)] = 1.0
+        J[G + G * G:, self.n_theta - self.nb:] = np.eye(self.nb)
+        self._J0 = J  # the constant entries; the bilinear ones are filled per call
+        i, j, k = (a.ravel() for a in np.meshgrid(np.arange(G), np.arange(G), np.arange(r), indexing="ij"))
+        m = G + i * G + j  # M[i, j] = sum_k A[i, k] B[j, k]
+        self._dA = (m, 2 * nf + i * r + k, j * r + k)  # d M[i, j] / d A[i, k] = B[j, k]
+        self._dB = (m, 2 * nf + G * r + j * r + k, i * r + k)  # d M[i, j] / d B[j, k] = A[i, k]
+        self._pair = i * G + j  # the bilinear part pairs A[i, k] with B[j, k] through g_M[i, j]
 
     def split(self, theta):
         nf, G, r = self.nf, self.G, self.r
@@ -87,28 +102,24 @@ class FactoredProgram:
     def jacobian(self, theta):
         """d x / d theta, (n, n_theta)."""
         alpha, gamma, A, B, _ = self.split(theta)
-        G, r, nf = self.G, self.r, self.nf
-        J = np.zeros((self.n, self.n_theta))
+        nf, J = self.nf, self._J0.copy()
         rows = np.flatnonzero(self.free)
         J[rows, np.arange(nf)] = gamma
         J[rows, nf + np.arange(nf)] = alpha
-        if r:
-            I = np.eye(G)
-            J[G:G + G * G, 2 * nf:2 * nf + G * r] = np.einsum("ac,jk->ajck", I, B).reshape(G * G, G * r)
-            J[G:G + G * G, 2 * nf + G * r:2 * nf + 2 * G * r] = np.einsum("ik,jc->ijck", A, I).reshape(G * G, G * r)
-        J[G + G * G:, self.n_theta - self.nb:] = np.eye(self.nb)
+        if self.r:
+            J[self._dA[:2]] = B.ravel()[self._dA[2]]
+            J[self._dB[:2]] = A.ravel()[self._dB[2]]
         return J
 
     def curvature(self, g):
         """sum_i g_i d^2 x_i / d theta^2: the bilinear part of the chain rule."""
-        G, r, nf = self.G, self.r, self.nf
+        G, nf = self.G, self.nf
         C = np.zeros((self.n_theta, self.n_theta))
         i = np.arange(nf)
         C[i, nf + i] = C[nf + i, i] = g[:G][self.free]
-        if r:
-            block = np.kron(g[G:G + G * G].reshape(G, G), np.eye(r))
-            sa, sb = slice(2 * nf, 2 * nf + G * r), slice(2 * nf + G * r, 2 * nf + 2 * G * r)
-            C[sa, sb], C[sb, sa] = block, block.T
+        if self.r:
+            v = g[G:G + G * G][self._pair]
+            C[self._dA[1], self._dB[1]] = C[self._dB[1], self._dA[1]] = v
         return C
 
     def model(self, theta):
@@ -137,9 +148,10 @@ def _newton_step(grad, hess):
     return -V @ ((V.T @ grad) / np.maximum(np.abs(w), floor))
 
 
-def polish(fp: FactoredProgram, x, certify, *, tol, mu=None, radius=None, max_steps=None):
+def polish(fp: FactoredProgram, x, certify, *, tol, mu=None, radius=None, max_steps=None, start=None):
     """Newton on the factored program from ``x``, until ``certify(x) -> (F, gap, x')`` (x' the
-    point it certified, x itself or its projection) gives gap <= tol F.
+    point it certified, x itself or its projection) gives gap <= tol F. ``start``: certify(x) where
+    the caller has it already.
 
     Penalized (``mu``): minimise f + mu |theta|^2 / 2. Constrained (``radius`` tau): minimise log f
     on |theta|^2 = 2 tau, stepping in the sphere's tangent space. A point is certified once the
@@ -148,7 +160,7 @@ def polish(fp: FactoredProgram, x, certify, *, tol, mu=None, radius=None, max_st
     theta = fp.theta_of(x)
     if radius is not None:
         theta *= np.sqrt(2 * radius) / max(np.linalg.norm(theta), 1e-300)
-    best = (*certify(x), 0)
+    best = (*(certify(x) if start is None else start), 0)
     penalty = 0.0 if mu is None else mu
 
     def evaluate(th):
@@ -225,7 +237,7 @@ def first_order_then_newton(run, fp: FactoredProgram, certify, *, tol, warm=None
     out = run(None, max(tol, POLISH_FROM), 0 if fp.G < MANY_GROUPS else MANY_GROUPS_STEPS)
     if out.converged and out.gap <= tol * abs(out.value):
         return out, 0
-    F, gap, x, steps = polish(fp, out.x, certify, tol=tol, **form)
+    F, gap, x, steps = polish(fp, out.x, certify, tol=tol, start=(out.value, out.gap, out.x), **form)
     if gap <= tol * abs(F):
         return _snapped(run, x, F, gap, out.iterations, tol), steps
     again = run(x, tol, None)

@@ -24,7 +24,7 @@ import numpy as np
 
 from .fista import fista
 from .newton import FactoredProgram, first_order_then_newton
-from .nuclear import logit_objective
+from .nuclear import objective_for
 from .reduced import BlockLogits, ReducedProgram, group_row_scale
 from .result import SolveResult
 
@@ -220,6 +220,7 @@ class PenalizedDense:
         self.K = problem.K
         self.scale = problem.row_scale
         self.has_bias = problem.bias != "none"
+        self.objective = objective_for(problem, np.zeros(1))
 
     def split(self, x):
         K = self.K
@@ -228,7 +229,7 @@ class PenalizedDense:
     def value_grad(self, x):
         Y, b = self.split(x)
         logits = Y / self.scale[:, None] + (b[None, :] if self.has_bias else 0.0)
-        f, G = logit_objective(self.problem, logits)
+        f, G = self.objective(logits)
         if not self.has_bias:
             return f, (G / self.scale[:, None]).ravel()
         lb = self.problem.lambda_b
