@@ -4,6 +4,7 @@ import pytest
 from conftest import balanced_value
 
 from layerpeeled import LPMProblem, solve, step_counts
+from layerpeeled.problem import PenalizedLPM
 from layerpeeled.solvers import solve_nuclear
 from layerpeeled.solvers.nuclear import logit_objective
 from layerpeeled.losses import CrossEntropy
@@ -181,6 +182,30 @@ def test_auto_records_its_choice():
     rng = np.random.default_rng(0)
     r = solve(LPMProblem(rng.uniform(1, 2, size=15)))
     assert r.method.startswith("nuclear") and r.info["requested_method"] == "auto"
+
+
+def _grouped(K, G):
+    return np.repeat(np.round(5000 * 0.01 ** (np.arange(G) / (G - 1))), K // G)
+
+
+def test_auto_gives_the_reduced_solver_more_groups_at_large_k(monkeypatch):
+    from layerpeeled import solvers
+
+    monkeypatch.setattr(solvers, "_torch_cuda", lambda: False)
+    assert [solvers.reduced_max_groups(K) for K in (10, 60, 200, 1000, 10**5)] == [12, 12, 21, 40, 40]
+    assert solvers.choose_method(LPMProblem(_grouped(200, 20))) == "reduced"
+    assert solvers.choose_method(LPMProblem(_grouped(40, 20))) == "first-order"
+    assert solvers.choose_method(PenalizedLPM(_grouped(200, 20))) == "reduced"
+    monkeypatch.setattr(solvers, "_torch_cuda", lambda: True)  # a GPU: dense solves past 12 groups
+    assert solvers.choose_method(LPMProblem(_grouped(200, 20))) == "first-order-torch"
+    assert solvers.choose_method(PenalizedLPM(_grouped(200, 20))) == "reduced"  # no torch path there
+
+
+def test_reduced_and_dense_agree_past_twelve_groups():
+    P = LPMProblem(_grouped(64, 16), 5.0, 1.0)
+    red, dense = solve(P, "reduced"), solve(P, "first-order")
+    assert red.status == dense.status == "optimal"
+    assert abs(red.value - dense.value) <= red.gap + dense.gap
 
 
 @pytest.mark.parametrize("bad", [dict(method="newton"), dict(tol=0), dict(tol=2), dict(tol=float("nan"))])

@@ -14,7 +14,8 @@ from .result import SolveResult, factorize
 from .sdp import SDP_MAX_K, solve_sdp
 
 METHODS = ("auto", "reduced", "first-order", "first-order-torch", "sdp", "sdp-scs")
-REDUCED_MAX_GROUPS = 12  # above this many distinct counts the dense first-order method is used
+REDUCED_MAX_GROUPS = 12  # up to this many distinct counts `auto` picks the reduced solver at any K
+REDUCED_MAX_GROUPS_CPU = 40  # the most it picks it for on the CPU, at large K (see reduced_max_groups)
 
 
 def _torch_cuda() -> bool:
@@ -25,14 +26,29 @@ def _torch_cuda() -> bool:
     return torch.cuda.is_available()
 
 
+def reduced_max_groups(K: int) -> int:
+    """The most distinct counts for which `auto` picks the reduced solver over a dense CPU solve at
+    K classes. The reduced solve's cost does not depend on K and grows like G^5.7 (Newton on
+    2G + 2G^2 factored unknowns); a dense one grows like K^2.6 (an eigendecomposition per step, more
+    steps at larger K). Measured crossovers (benchmarks/README.md): G ~ 12 at K = 60, 25 at K = 200,
+    beyond 33 at K = 500 and 40 at K = 1000: hence 21 (K/200)^0.46, kept between 12 and 40."""
+    return int(min(REDUCED_MAX_GROUPS_CPU, max(REDUCED_MAX_GROUPS, 21 * (K / 200) ** 0.46)))
+
+
 def choose_method(problem) -> str:
-    """Reduced when counts fall into a few groups; else first-order, on the GPU when there is one.
-    The fixed-ETF model has its own first-order method."""
+    """Reduced when counts fall into few groups (more of them at large K, where dense CPU solves are
+    slow: :func:`reduced_max_groups`); else first-order, on the GPU when there is one (a GPU makes
+    dense solves fast, so the reduced solver keeps only the first 12 groups there). The fixed-ETF
+    model has its own first-order method."""
     if isinstance(problem, LPMProblem) and problem.classifier == "etf":
         return "first-order"
-    if len(problem.groups) <= REDUCED_MAX_GROUPS:
+    G = len(problem.groups)
+    if G <= REDUCED_MAX_GROUPS:
         return "reduced"
-    return "first-order-torch" if isinstance(problem, LPMProblem) and _torch_cuda() else "first-order"
+    cuda = isinstance(problem, LPMProblem) and _torch_cuda()  # torch is imported only past 12 groups
+    if not cuda and G <= reduced_max_groups(problem.K):
+        return "reduced"
+    return "first-order-torch" if cuda else "first-order"
 
 
 def solve(problem: LPMProblem | PenalizedLPM, method: str = "auto", *, tol: float = 1e-9, p: int | None = None, force: bool = False,
