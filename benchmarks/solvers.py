@@ -82,6 +82,7 @@ def run(args) -> str:
                       "Clarabel/ours", "SCS s", "rel. diff", "SCS/ours"], rows))
     out.append(_warm_sweep(args.warm_sweep_K, args.long_tailed_tol))
     out.append(_many_groups())
+    out.append(_crossover(args.crossover_K))
     rows = []
     for K in args.penalized_K:
         for lb, label in ((None, "none"), (5e-4, "decayed"), (0.0, "free")):
@@ -144,12 +145,35 @@ def _many_groups() -> str:
                      "3-steps/ours", "first-order ms", "rel. diff", "first-order/ours"], rows))
 
 
+def _crossover(Ks) -> str:
+    """At the most distinct counts `auto` gives the reduced solver at each K (reduced_max_groups):
+    reduced against dense, the choice's justification measured."""
+    from layerpeeled.solvers import choose_method, reduced_max_groups
+
+    rows = []
+    for K in Ks:
+        G = reduced_max_groups(K)
+        counts = [round(5000 * 100 ** (-g / (G - 1)), 2) for g in range(G) for _ in range(-(-K // G))]  # >= K classes
+        P = LPMProblem(counts, 5.0, 1.0)
+        t_red, red = timed(lambda: solve(P, "reduced", tol=1e-9))
+        t_fo, fo = timed(lambda: solve(P, "first-order", tol=1e-9))
+        rows.append([P.K, G, choose_method(P), t_red, red.info["newton_steps"], f"{red.gap / red.value:.1e}", t_fo,
+                     fo.iterations, f"{abs(fo.value - red.value) / red.value:.1e}", f"{t_fo / t_red:.1f}x"])
+        print(rows[-1], flush=True)
+    return ("\nThe most groups `auto` gives the reduced solver on the CPU at each K (G groups of equal counts "
+            "5000 * 100^(-g/(G-1)), E_H = 5, E_W = 1, tol 1e-9): reduced against dense first-order:\n\n"
+            + table(["K", "G", "auto picks", "reduced s", "Newton steps", "rel. gap", "first-order s", "steps",
+                     "rel. diff", "first-order/reduced"], rows))
+
+
 def add_args(p):
     p.add_argument("--two-level-K", type=int, nargs="+", default=[10, 20, 50])
     p.add_argument("--reduced-K", type=int, nargs="+", default=[10, 1000, 100000])
     p.add_argument("--long-tailed-K", type=int, nargs="+", default=[50, 200, 500, 1000])
     p.add_argument("--warm-sweep-K", type=int, default=200, help="K of the long-tailed sweep solved cold and warm")
     p.add_argument("--long-tailed-tol", type=float, default=1e-7)
+    p.add_argument("--crossover-K", type=int, nargs="+", default=[60, 200, 500],
+                   help="K at which reduced and dense solves are compared at auto's largest group count")
     p.add_argument("--penalized-K", type=int, nargs="+", default=[10, 20, 50])
     p.add_argument("--max-clarabel-K", type=int, default=50, help="largest K given to Clarabel (K = 100: tens of minutes)")
     p.add_argument("--max-scs-K", type=int, default=100, help="largest K given to SCS")
