@@ -61,10 +61,8 @@ class FactoredProgram:
         """Where the entries of d x / d theta and of the chain rule's bilinear part sit (fixed)."""
         G, r, nf = self.G, self.r, self.nf
         J = np.zeros((self.n, self.n_theta))
-        rows = np.flatnonzero(self.free)
-        J[rows, np.arange(nf)] = J[rows, nf + np.arange(nf)] = 1.0
         J[G + G * G:, self.n_theta - self.nb:] = np.eye(self.nb)
-        self._J0 = J  # the constant entries; the bilinear ones are filled per call
+        self._J0 = J  # the bias's constant entries; the others are filled per call
         i, j, k = (a.ravel() for a in np.meshgrid(np.arange(G), np.arange(G), np.arange(r), indexing="ij"))
         m = G + i * G + j  # M[i, j] = sum_k A[i, k] B[j, k]
         self._dA = (m, 2 * nf + i * r + k, j * r + k)  # d M[i, j] / d A[i, k] = B[j, k]
