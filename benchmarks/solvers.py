@@ -117,6 +117,11 @@ def _warm_sweep(K: int, tol: float) -> str:
             + table(["starts", "seconds", "steps in all", "largest rel. gap", "speed-up"], rows))
 
 
+def _grouped_counts(G: int, per_group: int) -> list[float]:
+    """G groups of ``per_group`` classes with equal counts 5000 * 100^(-g/(G-1))."""
+    return [round(5000 * 100 ** (-g / (G - 1)), 2) for g in range(G) for _ in range(per_group)]
+
+
 def _many_groups() -> str:
     """The reduced solver as the number of distinct counts grows to the most `auto` gives it
     (REDUCED_MAX_GROUPS): as released (proximal gradient to the handover gap first when G >= 7) and
@@ -125,8 +130,7 @@ def _many_groups() -> str:
 
     rows = []
     for G in (2, 6, 7, REDUCED_MAX_GROUPS):
-        counts = [round(5000 * 100 ** (-g / (G - 1)), 2) for g in range(G) for _ in range(60 // G)]
-        P = LPMProblem(counts, 5.0, 1.0)
+        P = LPMProblem(_grouped_counts(G, 60 // G), 5.0, 1.0)
         t_red, red = timed(lambda: solve(P, "reduced", tol=1e-9), repeats=5)
         released, newton.MANY_GROUPS = newton.MANY_GROUPS, 10**9
         try:
@@ -153,8 +157,7 @@ def _crossover(Ks) -> str:
     rows = []
     for K in Ks:
         G = reduced_max_groups(K)
-        counts = [round(5000 * 100 ** (-g / (G - 1)), 2) for g in range(G) for _ in range(-(-K // G))]  # >= K classes
-        P = LPMProblem(counts, 5.0, 1.0)
+        P = LPMProblem(_grouped_counts(G, -(-K // G)), 5.0, 1.0)  # at least K classes
         t_red, red = timed(lambda: solve(P, "reduced", tol=1e-9))
         t_fo, fo = timed(lambda: solve(P, "first-order", tol=1e-9))
         rows.append([P.K, G, choose_method(P), t_red, red.info["newton_steps"], f"{red.gap / red.value:.1e}", t_fo,

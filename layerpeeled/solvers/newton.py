@@ -63,6 +63,7 @@ class FactoredProgram:
         J = np.zeros((self.n, self.n_theta))
         J[G + G * G:, self.n_theta - self.nb:] = np.eye(self.nb)
         self._J0 = J  # the bias's constant entries; the others are filled per call
+        self._free_rows = np.flatnonzero(self.free)  # b_g = alpha_g gamma_g for these groups
         i, j, k = (a.ravel() for a in np.meshgrid(np.arange(G), np.arange(G), np.arange(r), indexing="ij"))
         m = G + i * G + j  # M[i, j] = sum_k A[i, k] B[j, k]
         self._dA = (m, 2 * nf + i * r + k, j * r + k)  # d M[i, j] / d A[i, k] = B[j, k]
@@ -100,8 +101,7 @@ class FactoredProgram:
     def jacobian(self, theta):
         """d x / d theta, (n, n_theta)."""
         alpha, gamma, A, B, _ = self.split(theta)
-        nf, J = self.nf, self._J0.copy()
-        rows = np.flatnonzero(self.free)
+        nf, J, rows = self.nf, self._J0.copy(), self._free_rows
         J[rows, np.arange(nf)] = gamma
         J[rows, nf + np.arange(nf)] = alpha
         if self.r:

@@ -35,10 +35,11 @@ def logit_objective(problem: LPMProblem, Z):
     return objective_for(problem, Z)(Z)
 
 
-def objective_for(problem: LPMProblem, like):
-    """Z -> (f(Z), gradient) for K x K logits on the namespace and device of ``like``, its constants
-    (class weights, the loss's coefficients, the identity and its complement: 2 K^2 numbers, 1.6 GB
-    at K = 10 000) made once per solve instead of at every step."""
+def objective_for(problem: LPMProblem, like=None):
+    """Z -> (f(Z), gradient) for K x K logits on the namespace and device of ``like`` (default:
+    numpy float64), its constants (class weights, the loss's coefficients, the identity and its
+    complement: 2 K^2 numbers, 1.6 GB at K = 10 000) made once per solve instead of at every step."""
+    like = np.zeros(0) if like is None else like
     xp = array_namespace(like)
     K, device = problem.K, getattr(like, "device", None)
     eye = xp.eye(K, dtype=like.dtype, device=device)

@@ -220,7 +220,7 @@ class PenalizedDense:
         self.K = problem.K
         self.scale = problem.row_scale
         self.has_bias = problem.bias != "none"
-        self.objective = objective_for(problem, np.zeros(1))
+        self.objective = objective_for(problem)
 
     def split(self, x):
         K = self.K
