@@ -249,3 +249,20 @@ def test_dense_cpu_solves_run_on_one_thread(method, monkeypatch):
     if method.endswith("torch"):
         assert torch_threads == 1
     assert (pools(), torch.get_num_threads()) == before
+
+
+def test_shrinking_singular_values_matches_the_svd(rng):
+    """The eigh-based proximal steps (only the surviving pairs multiplied back) against an SVD, on a
+    full-rank matrix, a rank-deficient one (zero singular values, ties) and one already inside the ball."""
+    from layerpeeled.solvers.fista import project_l1_nonneg
+    from layerpeeled.solvers.nuclear import project_nuclear, shrink_singular_values
+
+    low = rng.normal(size=(30, 4)) @ rng.normal(size=(4, 30))
+    for Z in (rng.normal(size=(30, 30)), low, np.kron(np.eye(5), np.ones((2, 2)))):
+        U, s, Vh = np.linalg.svd(Z)
+        for radius in (0.3 * s.sum(), 0.9 * s.sum(), s.sum(), 2 * s.sum()):
+            expected = (U * project_l1_nonneg(s, radius)) @ Vh
+            assert np.allclose(project_nuclear(Z, radius), expected, atol=1e-9 * s[0])
+        threshold = 0.5 * s[0]
+        soft = shrink_singular_values(Z, lambda v: np.maximum(v - threshold, 0.0))
+        assert np.allclose(soft, (U * np.maximum(s - threshold, 0.0)) @ Vh, atol=1e-9 * s[0])
