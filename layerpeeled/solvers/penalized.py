@@ -212,7 +212,7 @@ def solve_penalized_reduced(problem, *, tol: float = 1e-9, max_iter: int = 20000
 
 
 class PenalizedDense:
-    """The penalized form over x = (Y.ravel(), b): K x K weighted logits and the class biases."""
+    """The penalized form over x = (Y.ravel(), s b): K x K weighted logits and the class biases (scaled)."""
 
     def __init__(self, problem, tol: float | None = None):
         _check_bias(problem)
@@ -227,7 +227,7 @@ class PenalizedDense:
         # Y (up to max w_k/n_k / 2, ~1/(2N)), so one step size would crawl in Y (11 000 steps at
         # K = 200). x holds s*b, s chosen so that both blocks take the same step; split and pack
         # convert. Along a run the bias's curvature stays well below its bound: s at 0.2-0.3 times
-        # the value that equalises the bounds took 2-5x fewer steps on two-level K = 10, 50 and
+        # the value that equalises the bounds took 1.3-5x fewer steps on two-level K = 10, 50 and
         # long-tailed K = 200, 500 problems with decayed and free biases (benchmarks/README.md).
         self.lipschitz = float((problem.weights / problem.counts).max())
         self.bias_scale = 0.25 * math.sqrt((1.0 + 2.0 * (problem.lambda_b or 0.0)) / self.lipschitz)
