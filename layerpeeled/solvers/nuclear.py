@@ -116,6 +116,12 @@ def frank_wolfe_gap(Z, grad, radius: float, value: float, tol: float | None = No
                             None if tol is None else tol * abs(value))
 
 
+def dense_check_every(K: int, check_every: int | None = None) -> int:
+    """How often a dense solver computes its gap: ``check_every`` when given, else every step up to
+    K = 100 and every 5th beyond (a gap costs a spectral computation, dear at large K)."""
+    return (1 if K <= 100 else 5) if check_every is None else check_every
+
+
 def etf_logits(K: int, radius: float) -> np.ndarray:
     """The balanced optimum's logit matrix, radius/(K-1) * (I - 11^T/K): the natural starting point."""
     return radius / (K - 1) * (np.eye(K) - np.full((K, K), 1.0 / K))
@@ -148,8 +154,6 @@ def solve_nuclear(
         Z0 = torch.as_tensor(Z0, dtype=torch.float64, device=device)
     elif backend != "numpy":
         raise ValueError(f"backend must be 'numpy' or 'torch', got {backend!r}")
-    if check_every is None:  # the gap costs an extra SVD: check it less often when K is large
-        check_every = 1 if problem.K <= 100 else 5
     out = fista(
         Z0,
         objective_for(problem, Z0),
@@ -158,7 +162,7 @@ def solve_nuclear(
         lipschitz=0.5 * float(problem.weights.max()),
         tol=tol,
         max_iter=max_iter,
-        check_every=check_every,
+        check_every=dense_check_every(problem.K, check_every),
         callback=callback,
     )
     Z = out.x.cpu().numpy() if backend == "torch" else np.asarray(out.x)

@@ -24,7 +24,7 @@ import numpy as np
 
 from .fista import fista
 from .newton import FactoredProgram, first_order_then_newton
-from .nuclear import gap_by_sigma_max, objective_for, shrink_singular_values
+from .nuclear import dense_check_every, gap_by_sigma_max, objective_for, shrink_singular_values
 from .reduced import BlockLogits, ReducedProgram, group_row_scale
 from .result import SolveResult
 
@@ -238,6 +238,7 @@ class PenalizedDense:
         return x[:K * K].reshape(K, K), x[K * K:] / self.bias_scale
 
     def pack(self, Y, b):
+        """The solver's x from (Y, b)."""
         return np.concatenate([Y.ravel(), b * self.bias_scale])
 
     def value_grad(self, x):
@@ -247,7 +248,8 @@ class PenalizedDense:
         if not self.has_bias:
             return f, (G / self.scale[:, None]).ravel()
         lb = self.problem.lambda_b
-        return f + 0.5 * lb * float(b @ b), self.pack(G / self.scale[:, None], (G.sum(0) + lb * b) / self.bias_scale**2)
+        g_bias = G.sum(0) + lb * b  # d/db; the solver's coordinate is s b, so its gradient is this / s
+        return f + 0.5 * lb * float(b @ b), np.concatenate([(G / self.scale[:, None]).ravel(), g_bias / self.bias_scale])
 
     def prox(self, v, step):
         Y, b = self.split(v)
@@ -266,8 +268,8 @@ class PenalizedDense:
 
     def gap(self, x, f, g):
         Y, b = self.split(x)
-        GY, gb = self.split(g)
-        gb = gb * self.bias_scale**2  # the gradient in b (g holds the gradient in s*b)
+        K = self.K
+        GY, gb = g[:K * K].reshape(K, K), g[K * K:] * self.bias_scale  # gradients in Y and in b
         nuc = self.nuclear_norm(x)
         F = f + self.problem.mu * nuc
         inner = float((GY * Y).sum())
@@ -283,11 +285,9 @@ def solve_penalized_dense(problem, *, tol: float = 1e-9, max_iter: int = 50000, 
     (the gap, checked every ``check_every`` steps, adds singular values: every 5th step past K = 100)."""
     start = time.perf_counter()
     prog = PenalizedDense(problem, tol)
-    if check_every is None:
-        check_every = 1 if problem.K <= 100 else 5
     x0 = np.zeros(problem.K**2 + (problem.K if prog.has_bias else 0))
     out = fista(x0, prog.value_grad, prog.prox, prog.gap, lipschitz=prog.lipschitz, tol=tol, max_iter=max_iter,
-                callback=callback, check_every=check_every, total=prog.total)
+                callback=callback, check_every=dense_check_every(problem.K, check_every), total=prog.total)
     Y, b = prog.split(out.x)
     b = b - b.mean() if b.size else b
     return SolveResult.from_logits(problem, Y / prog.scale[:, None], value=out.value, gap=out.gap,
