@@ -214,6 +214,13 @@ def test_bad_solver_options(bad):
         solve(LPMProblem("1x2"), **bad)
 
 
+@pytest.mark.parametrize("bad", [0, -5, 2.5, True])
+@pytest.mark.parametrize("problem", [LPMProblem("10x3,1x2"), PenalizedLPM("10x3,1x2", 1e-3, 1e-3)])
+def test_dense_solvers_name_a_bad_gap_interval(problem, bad):
+    with pytest.raises(ValueError, match=f"check_every must be a positive integer.*got {bad!r}"):
+        solve(problem, "first-order", check_every=bad)
+
+
 def test_loss_must_be_a_loss():
     with pytest.raises(ValueError, match="unknown loss 'mse'; choose one of"):
         LPMProblem("1x2", loss="mse")

@@ -8,6 +8,7 @@ the same loop drives the full K x K problems (numpy or torch arrays) and the sym
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import dataclass
 from typing import Callable
 
@@ -69,6 +70,8 @@ def fista(
     constraint set: the Euclidean projection); ``total(x, f)`` = F(x) (default: f, the constrained
     case); ``gap`` must be a valid upper bound on F(x) - min F (what the caller reports as certificate).
     """
+    if isinstance(check_every, bool) or not isinstance(check_every, numbers.Integral) or check_every < 1:
+        raise ValueError(f"check_every must be a positive integer (steps between gap checks), got {check_every!r}")
     total = total or (lambda x, f: f)
     x = prox(x0, 0.0)
     fx, gx = value_grad(x)
