@@ -261,7 +261,7 @@ def test_dense_cpu_solves_run_on_one_thread(method, monkeypatch):
 def test_shrinking_singular_values_matches_the_svd(rng):
     """The eigh-based proximal steps (only the surviving pairs multiplied back) against an SVD, on a
     full-rank matrix, a rank-deficient one (zero singular values, ties) and one already inside the ball."""
-    from layerpeeled.solvers.fista import project_l1_nonneg
+    from layerpeeled.solvers.proxgrad import project_l1_nonneg
     from layerpeeled.solvers.nuclear import project_nuclear, shrink_singular_values
 
     low = rng.normal(size=(30, 4)) @ rng.normal(size=(4, 30))

@@ -17,7 +17,7 @@ import time
 import numpy as np
 
 from ..geometry.gram import GramStats
-from .fista import certified_gap, fista
+from .proxgrad import certified_gap, proximal_gradient
 from .nuclear import objective_for
 from .result import SolveResult
 
@@ -75,8 +75,8 @@ def solve_fixed_etf(problem, *, tol: float = 1e-9, max_iter: int = 50000, callba
         return certified_gap(float((g * Z).sum()), rho, float(np.linalg.norm(_centre(g))), f)
 
     Z0 = rho / math.sqrt(K - 1) * (np.eye(K) - 1.0 / K)  # the balanced optimum
-    out = fista(Z0, objective_for(problem, Z0), project, gap, lipschitz=0.5 * float(problem.weights.max()),
-                tol=tol, max_iter=max_iter, callback=callback)
+    out = proximal_gradient(Z0, objective_for(problem, Z0), project, gap, lipschitz=0.5 * float(problem.weights.max()),
+                            tol=tol, max_iter=max_iter, callback=callback)
     return SolveResult(problem=problem, value=out.value, gap=out.gap, method="fixed-etf",
                        status="optimal" if out.converged else "max_iter", iterations=out.iterations,
                        seconds=time.perf_counter() - start, solution=FixedETFLogits(out.x, problem))

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .fista import FistaOutcome
+from .proxgrad import Outcome
 
 MAX_STEPS = 40  # Newton steps before handing back to proximal gradient
 # Below MANY_GROUPS groups Newton starts from the problem's own start (the balanced optimum): the
@@ -223,7 +223,7 @@ def keep_warm(warm: dict | None, result) -> None:
 
 def first_order_then_newton(run, fp: FactoredProgram, certify, *, tol, warm=None, **form):
     """Proximal gradient to a loose gap when there are many groups (``run(x0, tol, max_iter) ->
-    FistaOutcome``, x0 None for its own start, max_iter None for its own limit; 0 steps: the start
+    Outcome``, x0 None for its own start, max_iter None for its own limit; 0 steps: the start
     certified as it is), Newton polish to ``tol``, and proximal gradient again from the polished
     point if the polish fell short. ``warm``: a nearby solution (a neighbour in a sweep or a bracket)
     to polish first, skipping the first phase when that suffices; ignored unless it has this
@@ -239,7 +239,7 @@ def first_order_then_newton(run, fp: FactoredProgram, certify, *, tol, warm=None
     if gap <= tol * abs(F):
         return _snapped(run, x, F, gap, out.iterations, tol), steps
     again = run(x, tol, None)
-    return FistaOutcome(again.x, again.value, again.gap, out.iterations + again.iterations, again.converged), steps
+    return Outcome(again.x, again.value, again.gap, out.iterations + again.iterations, again.converged), steps
 
 
 def _snapped(run, x, F, gap, iterations, tol):
@@ -248,5 +248,5 @@ def _snapped(run, x, F, gap, iterations, tol):
     is certified to ``tol`` too."""
     snap = run(x, tol, 1)
     if snap.gap <= tol * abs(snap.value):
-        return FistaOutcome(snap.x, snap.value, snap.gap, iterations + 1, True)
-    return FistaOutcome(x, F, gap, iterations, True)
+        return Outcome(snap.x, snap.value, snap.gap, iterations + 1, True)
+    return Outcome(x, F, gap, iterations, True)

@@ -12,7 +12,7 @@ import numpy as np
 from array_api_compat import array_namespace
 
 from ..problem import LPMProblem
-from .fista import certified_gap, fista, project_l1_nonneg
+from .proxgrad import certified_gap, proximal_gradient, project_l1_nonneg
 from .result import SolveResult
 
 
@@ -138,7 +138,7 @@ def solve_nuclear(
     callback=None,
     x0=None,
 ) -> SolveResult:
-    """Solve the nuclear-norm form by accelerated projected gradient; certify by the Frank-Wolfe gap.
+    """Solve the nuclear-norm form by projected gradient with spectral steps; certify by the Frank-Wolfe gap.
 
     ``backend='torch'`` runs on ``device`` (default: CUDA when available, else CPU) in float64.
     ``x0``: a K x K starting logit matrix (default: the balanced optimum, a simplex ETF).
@@ -154,7 +154,7 @@ def solve_nuclear(
         Z0 = torch.as_tensor(Z0, dtype=torch.float64, device=device)
     elif backend != "numpy":
         raise ValueError(f"backend must be 'numpy' or 'torch', got {backend!r}")
-    out = fista(
+    out = proximal_gradient(
         Z0,
         objective_for(problem, Z0),
         lambda Z, step: project_nuclear(Z, tau),

@@ -2,7 +2,7 @@
 
     min_{Y, b}  sum_k (n_k/N) L(z_k + b, k) + mu |Y|_* + (lambda_b/2)|b|^2,   Y = D^{1/2} Z, mu = sqrt(lambda_W lambda_H),
 
-by accelerated proximal gradient (singular values soft-thresholded), either in the symmetry-reduced
+by proximal gradient (singular values soft-thresholded), either in the symmetry-reduced
 coordinates of :mod:`.reduced` (cost independent of K) or densely on K x K matrices, with cvxpy
 as the independent reference.
 
@@ -22,7 +22,7 @@ import time
 
 import numpy as np
 
-from .fista import fista
+from .proxgrad import proximal_gradient
 from .newton import FactoredProgram, first_order_then_newton
 from .nuclear import dense_check_every, gap_by_sigma_max, objective_for, shrink_singular_values
 from .reduced import BlockLogits, ReducedProgram, group_row_scale
@@ -193,8 +193,9 @@ def solve_penalized_reduced(problem, *, tol: float = 1e-9, max_iter: int = 20000
 
     def run(x0, goal, steps):
         x0 = prog.start() if x0 is None else x0
-        return fista(x0, prog.value_grad, prog.prox, prog.gap, lipschitz=prog.lipschitz(), tol=goal,
-                     max_iter=max_iter if steps is None else steps, callback=callback, check_every=2, total=prog.total)
+        return proximal_gradient(x0, prog.value_grad, prog.prox, prog.gap, lipschitz=prog.lipschitz(), tol=goal,
+                                 max_iter=max_iter if steps is None else steps, callback=callback, check_every=2,
+                                 total=prog.total)
 
     out, newton_steps = first_order_then_newton(run, prog.factored(), prog.certify, tol=tol, mu=problem.mu, warm=warm)
     bp, Mp, beta = prog.split(out.x)
@@ -286,8 +287,9 @@ def solve_penalized_dense(problem, *, tol: float = 1e-9, max_iter: int = 50000, 
     start = time.perf_counter()
     prog = PenalizedDense(problem, tol)
     x0 = np.zeros(problem.K**2 + (problem.K if prog.has_bias else 0))
-    out = fista(x0, prog.value_grad, prog.prox, prog.gap, lipschitz=prog.lipschitz, tol=tol, max_iter=max_iter,
-                callback=callback, check_every=dense_check_every(problem.K, check_every), total=prog.total)
+    out = proximal_gradient(x0, prog.value_grad, prog.prox, prog.gap, lipschitz=prog.lipschitz, tol=tol,
+                            max_iter=max_iter, callback=callback, check_every=dense_check_every(problem.K, check_every),
+                            total=prog.total)
     Y, b = prog.split(out.x)
     b = b - b.mean() if b.size else b
     return SolveResult.from_logits(problem, Y / prog.scale[:, None], value=out.value, gap=out.gap,

@@ -17,7 +17,7 @@ import numpy as np
 
 from ..geometry.gram import GramStats
 from ..problem import LPMProblem
-from .fista import certified_gap, fista, project_l1_nonneg
+from .proxgrad import certified_gap, proximal_gradient, project_l1_nonneg
 from .newton import FactoredProgram, first_order_then_newton
 from .result import RANK_RTOL, SolveResult
 
@@ -214,8 +214,9 @@ def solve_reduced(problem: LPMProblem, *, tol: float = 1e-9, max_iter: int = 200
     prog = ReducedProgram(problem, collapsed)
 
     def run(x0, goal, steps):
-        return fista(prog.start() if x0 is None else x0, prog.value_grad, lambda x, step: prog.project(x), prog.gap,
-                     lipschitz=float(prog.omega.max()), tol=goal, max_iter=max_iter if steps is None else steps, callback=callback, check_every=2)
+        return proximal_gradient(prog.start() if x0 is None else x0, prog.value_grad, lambda x, step: prog.project(x),
+                                 prog.gap, lipschitz=float(prog.omega.max()), tol=goal,
+                                 max_iter=max_iter if steps is None else steps, callback=callback, check_every=2)
 
     out, newton_steps = first_order_then_newton(run, prog.factored(), prog.certify, tol=tol, radius=prog.tau,
                                                  warm=warm)
