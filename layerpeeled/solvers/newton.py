@@ -10,7 +10,7 @@ So the penalized program becomes smooth and unconstrained, f(x(theta)) + mu |the
 constrained one smooth on the sphere |theta|^2 = 2 tau. The logits are linear in x and x is
 bilinear in theta, hence exact Hessians cost a few small products, and Newton's method (eigenvalues
 floored, for the rotations of the factors and for saddles) converges in a handful of steps from
-the balanced optimum (or, with many groups, from a loose proximal-gradient point). Zero blocks
+a loose proximal-gradient point. Zero blocks
 (collapsed or vanished classifiers) are nondegenerate minimisers of the factored problem wherever
 strict complementarity holds, so no face has to be guessed. Nothing
 here is trusted: the caller certifies the returned point with the convex program's own gap and
@@ -23,14 +23,16 @@ import numpy as np
 from .proxgrad import Outcome
 
 MAX_STEPS = 40  # Newton steps before handing back to proximal gradient
-# Below MANY_GROUPS groups Newton starts from the problem's own start (the balanced optimum): the
-# proximal steps that used to come first cost more than the one or two Newton steps they saved. From
-# MANY_GROUPS on, a Newton step (a dense eigendecomposition over ~2G^2 unknowns) costs tens of
-# proximal steps and starts far off in a saddle-ridden region: proximal gradient then runs to the
-# relative gap POLISH_FROM (at most MANY_GROUPS_STEPS steps); 87 ms instead of 416 at G = 12.
-MANY_GROUPS = 7
-MANY_GROUPS_STEPS = 300
-POLISH_FROM = 1e-3
+# Proximal gradient runs first, to a loose relative gap (at most HANDOVER_STEPS steps), and Newton
+# polishes from there: Barzilai-Borwein steps get there in tens of cheap steps and spare Newton steps
+# (each a dense eigendecomposition over ~2G^2 unknowns, several of them from far off). Below
+# MANY_GROUPS groups a loose hand-over (HANDOVER_FEW) is quickest; from MANY_GROUPS on, where a
+# Newton step costs tens of proximal ones, a tight one (HANDOVER_MANY) leaves a single Newton step.
+# Measured on 25 reduced problems (benchmarks/README.md). The penalized program with a bias is the
+# exception: proximal gradient crawls there (thousands of steps), so Newton starts from the balanced optimum.
+MANY_GROUPS = 10
+HANDOVER_STEPS = 300
+HANDOVER_FEW, HANDOVER_MANY = 1e-3, 1e-6
 WARM_STEPS = 8  # Newton steps tried from a warm start before starting afresh
 CERTIFY_BELOW = 1e-3  # a Newton step whose relative decrement exceeds this is not worth certifying after
 
@@ -221,18 +223,20 @@ def keep_warm(warm: dict | None, result) -> None:
         warm["x"] = result.state["x"]
 
 
-def first_order_then_newton(run, fp: FactoredProgram, certify, *, tol, warm=None, **form):
-    """Proximal gradient to a loose gap when there are many groups (``run(x0, tol, max_iter) ->
-    Outcome``, x0 None for its own start, max_iter None for its own limit; 0 steps: the start
-    certified as it is), Newton polish to ``tol``, and proximal gradient again from the polished
-    point if the polish fell short. ``warm``: a nearby solution (a neighbour in a sweep or a bracket)
-    to polish first, skipping the first phase when that suffices; ignored unless it has this
-    program's shape. Returns the outcome and the number of Newton steps."""
+def first_order_then_newton(run, fp: FactoredProgram, certify, *, tol, warm=None, first_steps=None, **form):
+    """Proximal gradient to a loose gap (``run(x0, tol, max_iter) -> Outcome``, x0 None for its own
+    start, max_iter None for its own limit; 0 steps: the start certified as it is), Newton polish to
+    ``tol``, and proximal gradient again from the polished point if the polish fell short.
+    ``first_steps``: the most proximal steps before Newton (0: Newton from the start; None:
+    :data:`HANDOVER_STEPS`). ``warm``: a nearby solution (a neighbour in a sweep or a bracket) to
+    polish first, skipping the first phase when that suffices; ignored unless it has this program's
+    shape. Returns the outcome and the number of Newton steps."""
     if warm is not None and np.shape(warm) == (fp.n,):  # a start of another shape is no neighbour: ignored
         F, gap, x, steps = polish(fp, warm, certify, tol=tol, max_steps=WARM_STEPS, **form)
         if gap <= tol * abs(F):
             return _snapped(run, x, F, gap, 0, tol), steps
-    out = run(None, max(tol, POLISH_FROM), 0 if fp.G < MANY_GROUPS else MANY_GROUPS_STEPS)
+    handover = HANDOVER_FEW if fp.G < MANY_GROUPS else HANDOVER_MANY
+    out = run(None, max(tol, handover), HANDOVER_STEPS if first_steps is None else first_steps)
     if out.converged and out.gap <= tol * abs(out.value):
         return out, 0
     F, gap, x, steps = polish(fp, out.x, certify, tol=tol, start=(out.value, out.gap, out.x), **form)

@@ -197,7 +197,8 @@ def solve_penalized_reduced(problem, *, tol: float = 1e-9, max_iter: int = 20000
                                  max_iter=max_iter if steps is None else steps, callback=callback, check_every=2,
                                  total=prog.total)
 
-    out, newton_steps = first_order_then_newton(run, prog.factored(), prog.certify, tol=tol, mu=problem.mu, warm=warm)
+    out, newton_steps = first_order_then_newton(run, prog.factored(), prog.certify, tol=tol, mu=problem.mu, warm=warm,
+                                                first_steps=0 if prog.has_bias else None)
     bp, Mp, beta = prog.split(out.x)
     beta = prog.centred(beta)
     sol = BlockLogits(problem, bp, Mp)
