@@ -10,11 +10,11 @@ So the penalized program becomes smooth and unconstrained, f(x(theta)) + mu |the
 constrained one smooth on the sphere |theta|^2 = 2 tau. The logits are linear in x and x is
 bilinear in theta, hence exact Hessians cost a few small products, and Newton's method (eigenvalues
 floored, for the rotations of the factors and for saddles) converges in a handful of steps from
-a loose proximal-gradient point. Zero blocks
-(collapsed or vanished classifiers) are nondegenerate minimisers of the factored problem wherever
-strict complementarity holds, so no face has to be guessed. Nothing
-here is trusted: the caller certifies the returned point with the convex program's own gap and
-falls back to proximal gradient when the polish does not reach the tolerance.
+a loose proximal-gradient point. Zero blocks (collapsed or vanished classifiers) are
+nondegenerate minimisers of the factored problem wherever strict complementarity holds, so no
+face has to be guessed. Nothing here is trusted: the caller certifies the returned point with the
+convex program's own gap and falls back to proximal gradient when the polish does not reach the
+tolerance.
 """
 from __future__ import annotations
 
@@ -29,7 +29,8 @@ MAX_STEPS = 40  # Newton steps before handing back to proximal gradient
 # MANY_GROUPS groups a loose hand-over (HANDOVER_FEW) is quickest; from MANY_GROUPS on, where a
 # Newton step costs tens of proximal ones, a tight one (HANDOVER_MANY) leaves a single Newton step.
 # Measured on 25 reduced problems (benchmarks/README.md). The penalized program with a bias is the
-# exception: proximal gradient crawls there (thousands of steps), so Newton starts from the balanced optimum.
+# exception: proximal gradient crawls there (thousands of steps), so Newton starts from the
+# balanced optimum.
 MANY_GROUPS = 10
 HANDOVER_STEPS = 300
 HANDOVER_FEW, HANDOVER_MANY = 1e-3, 1e-6
