@@ -119,7 +119,7 @@ def test_warm_start_from_a_neighbour_gives_the_same_certified_answer():
 
 
 def test_spectral_bounds_and_the_gap_they_certify(rng):
-    from layerpeeled.solvers.nuclear import frank_wolfe_gap, spectral_bounds
+    from layerpeeled.solvers.certificate import frank_wolfe_gap, spectral_bounds
 
     for G in (rng.normal(size=(300, 300)), np.outer(rng.normal(size=50), rng.normal(size=50)) * 1e-200,
               np.diag([1.0, 1e-12, 0.0]), np.zeros((5, 5))):

@@ -37,7 +37,9 @@ def test_balanced_closed_form_reduced(K, EH, EW):
 @pytest.mark.parametrize("EH, EW", ENERGIES)
 def test_balanced_closed_form_first_order_from_random_start(K, EH, EW, rng):
     P = LPMProblem([3.0] * K, EH, EW)
-    r = solve_nuclear(P, tol=1e-11, x0=_random_start(K, P.radius, rng))
+    # the certificate bounds the value, whose error is second order in the distance to the optimum:
+    # geometry to 1e-5 needs the value to ~1e-13 (at E_H E_W = 900, losses ~1e-14, rounding allows 1e-11)
+    r = solve_nuclear(P, tol=1e-11 if EH * EW > 100 else 1e-13, x0=_random_start(K, P.radius, rng))
     exact = balanced_value(K, EH, EW)
     assert r.status == "optimal"
     assert abs(r.value - exact) <= 1e-9 * exact

@@ -1,8 +1,9 @@
 """First-order solver for the nuclear-norm form of the LPM (SPEC §2.3), on numpy or torch.
 
 For p >= K the LPM is  min_Z sum_k (n_k/N) L(Z_k, k)  s.t. ||Z||_* <= K sqrt(E_H E_W), a K x K
-problem with no PSD cone. Each step is one SVD; the Frank-Wolfe gap
-<grad f(Z), Z> + tau * sigma_max(grad f(Z)) certifies f(Z) - f* at the returned Z.
+problem with no PSD cone. Each step is one symmetric eigendecomposition; the better of the
+Frank-Wolfe gap and the flattened dual bound (:mod:`.certificate`) certifies f(Z) - f* at the
+returned Z.
 """
 from __future__ import annotations
 
@@ -12,7 +13,8 @@ import numpy as np
 from array_api_compat import array_namespace
 
 from ..problem import LPMProblem
-from .proxgrad import certified_gap, proximal_gradient, project_l1_nonneg
+from .certificate import flattened_dual_gap, frank_wolfe_gap, softmax_map
+from .proxgrad import proximal_gradient, project_l1_nonneg
 from .result import SolveResult
 
 
@@ -56,64 +58,56 @@ def objective_for(problem: LPMProblem, like=None):
     return value_grad
 
 
-def shrink_singular_values(Z, shrink):
+def shrink_factored(Z, shrink):
     """Z with its singular values s replaced by ``shrink(s)`` (nonnegative, ordered like s; ``shrink``
-    may return s itself for "unchanged"): the proximal step of a nuclear-norm ball or penalty.
+    may return s itself for "unchanged"), as (Z', U, s', V) with Z' = U diag(s') V^T its thin SVD
+    (the pairs it keeps): the proximal step of a nuclear-norm ball or penalty.
 
     Singular pairs come from the symmetric eigenproblem of Z^T Z, about 3x cheaper than an SVD;
-    Z V scales each right singular vector by its singular value, so U is never formed. Only the
-    r pairs left nonzero are multiplied back (2 K^2 r flops instead of 2 K^3: the optimum of a
-    long-tailed K = 1000 problem has rank ~330).
+    Z V scales each right singular vector by its singular value. Only the r pairs left nonzero are
+    multiplied back (2 K^2 r flops instead of 2 K^3: the optimum of a long-tailed K = 1000 problem
+    has rank ~330).
     """
     xp = array_namespace(Z)
     lam, V = xp.linalg.eigh(Z.T @ Z)  # ascending: what survives a shrinkage is the last r
     s = xp.sqrt(xp.maximum(lam, 0.0 * lam))
     shrunk = shrink(s)
-    if shrunk is s:
-        return Z
     first = Z.shape[1] - int(xp.sum((shrunk > 0) & (s > 0)))  # a rounding-level theta < 0 lifts zeros
     V = V[:, first:]
-    return ((Z @ V) * (shrunk[first:] / s[first:])) @ V.T
+    U, kept = (Z @ V) / s[first:], shrunk[first:]
+    return (Z if shrunk is s else (U * kept) @ V.T), U, kept, V
+
+
+def shrink_singular_values(Z, shrink):
+    """Z with its singular values shrunk (see :func:`shrink_factored`)."""
+    return shrink_factored(Z, shrink)[0]
 
 
 def project_nuclear(Z, radius: float):
     """Euclidean projection onto {||Z||_* <= radius}: the singular values projected onto an l1 ball."""
-    return shrink_singular_values(Z, lambda s: project_l1_nonneg(s, radius))
+    return shrink_factored(Z, lambda s: project_l1_nonneg(s, radius))[0]
 
 
-def spectral_bounds(G) -> tuple[float, float]:
-    """sigma_max(G) from the largest eigenvalue of G^T G (eigenvalues only: ~2x cheaper than singular
-    values): the computed value, and an upper bound. The computed Gram matrix is off by at most
-    K eps |G|_F^2 in norm and the eigensolver adds a backward error of order K eps |G^T G|; both are
-    added before the square root, so the bound holds, but it is looser than an SVD's."""
-    xp = array_namespace(G)
-    K, eps = G.shape[0], 2.0**-52
-    scale = float(xp.max(xp.abs(G)))
-    if scale == 0.0:
-        return 0.0, 0.0
-    G = G / scale  # squares of gradients ~1e-200 (losses ~e^-600) would underflow
-    top = max(float(xp.linalg.eigvalsh(G.T @ G)[-1]), 0.0)
-    return scale * top**0.5, scale * (top * (1.0 + K * eps) + 2.0 * K * eps * float(xp.sum(G * G))) ** 0.5
+class NuclearBall:
+    """The constrained model's proximal step and certificate: projection onto the ball, which keeps
+    the singular subspaces of the point it made, and the better of the Frank-Wolfe gap and the
+    flattened dual bound there (:mod:`.certificate`)."""
 
+    def __init__(self, problem: LPMProblem, value_grad, like, tol: float):
+        self.radius, self.value_grad, self.tol = problem.radius, value_grad, tol
+        self.softmax = softmax_map(problem, like)
+        self.last = None  # the latest projection and its thin SVD
 
-def gap_by_sigma_max(gap_of, G, target: float | None = None) -> float:
-    """``gap_of(sigma_max(G))`` for a gap that grows with sigma_max: from the cheap upper bound of
-    :func:`spectral_bounds` when the bound settles whether the gap is within ``target``, from
-    singular values when only they can (and always when ``target`` is None)."""
-    if target is not None:
-        nominal, upper = spectral_bounds(G)
-        gap = gap_of(upper)
-        if gap <= target or gap_of(nominal) > target:
+    def project(self, Z, step=0.0):
+        self.last = shrink_factored(Z, lambda s: project_l1_nonneg(s, self.radius))
+        return self.last[0]
+
+    def gap(self, Z, f: float, G) -> float:
+        gap = frank_wolfe_gap(Z, G, self.radius, f, self.tol)
+        if gap <= self.tol * abs(f) or self.last is None or self.last[0] is not Z:
             return gap
-    return gap_of(float(array_namespace(G).linalg.svdvals(G)[0]))
-
-
-def frank_wolfe_gap(Z, grad, radius: float, value: float, tol: float | None = None) -> float:
-    """max over the ball of <grad, Z - Y>: an upper bound on f(Z) - f* for feasible Z (``tol``:
-    inside the solver, where a cheap sigma_max that settles the stopping test is enough)."""
-    inner = float(array_namespace(Z).sum(grad * Z))
-    return gap_by_sigma_max(lambda sigma: certified_gap(inner, radius, sigma, value), grad,
-                            None if tol is None else tol * abs(value))
+        return min(gap, flattened_dual_gap(self.value_grad, self.softmax, self.radius, Z, f, G, *self.last[1:],
+                                           target=self.tol * abs(f)))
 
 
 def dense_check_every(K: int, check_every: int | None = None) -> int:
@@ -154,11 +148,13 @@ def solve_nuclear(
         Z0 = torch.as_tensor(Z0, dtype=torch.float64, device=device)
     elif backend != "numpy":
         raise ValueError(f"backend must be 'numpy' or 'torch', got {backend!r}")
+    value_grad = objective_for(problem, Z0)
+    ball = NuclearBall(problem, value_grad, Z0, tol)
     out = proximal_gradient(
         Z0,
-        objective_for(problem, Z0),
-        lambda Z, step: project_nuclear(Z, tau),
-        lambda Z, f, g: frank_wolfe_gap(Z, g, tau, f, tol),
+        value_grad,
+        ball.project,
+        ball.gap,
         lipschitz=0.5 * float(problem.weights.max()),
         tol=tol,
         max_iter=max_iter,

@@ -24,7 +24,8 @@ import numpy as np
 
 from .proxgrad import proximal_gradient
 from .newton import FactoredProgram, first_order_then_newton
-from .nuclear import dense_check_every, gap_by_sigma_max, objective_for, shrink_singular_values
+from .certificate import gap_by_sigma_max
+from .nuclear import dense_check_every, objective_for, shrink_singular_values
 from .reduced import BlockLogits, ReducedProgram, group_row_scale
 from .result import SolveResult
 

@@ -12,7 +12,8 @@ import time
 import numpy as np
 
 from ..problem import LPMProblem
-from .nuclear import frank_wolfe_gap, logit_objective
+from .certificate import frank_wolfe_gap
+from .nuclear import logit_objective
 from .result import SolveResult
 
 SDP_SOLVERS = ("CLARABEL", "SCS")
