@@ -14,7 +14,7 @@ from array_api_compat import array_namespace
 
 from ..problem import LPMProblem
 from .certificate import flattened_dual_gap, frank_wolfe_gap, softmax_map
-from .proxgrad import proximal_gradient, project_l1_nonneg
+from .proxgrad import check_interval, proximal_gradient, project_l1_nonneg
 from .result import SolveResult
 
 
@@ -88,15 +88,20 @@ def project_nuclear(Z, radius: float):
     return shrink_factored(Z, lambda s: project_l1_nonneg(s, radius))[0]
 
 
+FLAT_EVERY = 5  # steps between flattened bounds: one costs more than a step up to K ~ 100
+
+
 class NuclearBall:
     """The constrained model's proximal step and certificate: projection onto the ball, which keeps
     the singular subspaces of the point it made, and the better of the Frank-Wolfe gap and the
-    flattened dual bound there (:mod:`.certificate`)."""
+    flattened dual bound there (:mod:`.certificate`; the latter on every check that is at least
+    FLAT_EVERY steps after the last one that tried it)."""
 
-    def __init__(self, problem: LPMProblem, value_grad, like, tol: float):
+    def __init__(self, problem: LPMProblem, value_grad, like, tol: float, check_every: int):
         self.radius, self.value_grad, self.tol = problem.radius, value_grad, tol
         self.softmax = softmax_map(problem, like)
         self.last = None  # the latest projection and its thin SVD
+        self.flat_every, self.checks = max(1, FLAT_EVERY // check_every), 0
 
     def project(self, Z, step=0.0):
         self.last = shrink_factored(Z, lambda s: project_l1_nonneg(s, self.radius))
@@ -104,7 +109,8 @@ class NuclearBall:
 
     def gap(self, Z, f: float, G) -> float:
         gap = frank_wolfe_gap(Z, G, self.radius, f, self.tol)
-        if gap <= self.tol * abs(f) or self.last is None or self.last[0] is not Z:
+        self.checks += 1
+        if gap <= self.tol * abs(f) or self.last is None or self.last[0] is not Z or self.checks % self.flat_every:
             return gap
         return min(gap, flattened_dual_gap(self.value_grad, self.softmax, self.radius, Z, f, G, *self.last[1:],
                                            target=self.tol * abs(f)))
@@ -113,7 +119,7 @@ class NuclearBall:
 def dense_check_every(K: int, check_every: int | None = None) -> int:
     """How often a dense solver computes its gap: ``check_every`` when given, else every step up to
     K = 100 and every 5th beyond (a gap costs a spectral computation, dear at large K)."""
-    return (1 if K <= 100 else 5) if check_every is None else check_every
+    return (1 if K <= 100 else 5) if check_every is None else check_interval(check_every)
 
 
 def etf_logits(K: int, radius: float) -> np.ndarray:
@@ -149,7 +155,8 @@ def solve_nuclear(
     elif backend != "numpy":
         raise ValueError(f"backend must be 'numpy' or 'torch', got {backend!r}")
     value_grad = objective_for(problem, Z0)
-    ball = NuclearBall(problem, value_grad, Z0, tol)
+    check_every = dense_check_every(problem.K, check_every)
+    ball = NuclearBall(problem, value_grad, Z0, tol, check_every)
     out = proximal_gradient(
         Z0,
         value_grad,
@@ -158,7 +165,7 @@ def solve_nuclear(
         lipschitz=0.5 * float(problem.weights.max()),
         tol=tol,
         max_iter=max_iter,
-        check_every=dense_check_every(problem.K, check_every),
+        check_every=check_every,
         callback=callback,
     )
     Z = out.x.cpu().numpy() if backend == "torch" else np.asarray(out.x)

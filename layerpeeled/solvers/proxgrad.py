@@ -68,6 +68,13 @@ def _dot(a, b) -> float:
     return float((a * b).sum())
 
 
+def check_interval(check_every) -> int:
+    """``check_every`` (steps between gap checks) if it is a positive integer, else a ValueError naming it."""
+    if isinstance(check_every, bool) or not isinstance(check_every, numbers.Integral) or check_every < 1:
+        raise ValueError(f"check_every must be a positive integer (steps between gap checks), got {check_every!r}")
+    return int(check_every)
+
+
 def proximal_gradient(
     x0,
     value_grad: Callable,
@@ -88,8 +95,7 @@ def proximal_gradient(
     case); ``gap`` must be a valid upper bound on F(x) - min F (what the caller reports as certificate);
     ``lipschitz``: a bound on the curvature of f (the first step's, and a cap on the estimates).
     """
-    if isinstance(check_every, bool) or not isinstance(check_every, numbers.Integral) or check_every < 1:
-        raise ValueError(f"check_every must be a positive integer (steps between gap checks), got {check_every!r}")
+    check_every = check_interval(check_every)
     total = total or (lambda x, f: f)
     x = prox(x0, 0.0)
     fx, gx = value_grad(x)
