@@ -78,49 +78,61 @@ def softmax_map(problem, like):
 def flattened_dual_gap(value_grad, softmax, radius: float, Z, f: float, G, U, s, V,
                        target: float | None = None) -> float:
     """An upper bound on f(Z) - min f over the ball of ``radius`` from the flattened dual point
-    (module docstring); ``U, s, V``: the thin SVD of Z (from the projection that made it),
-    ``softmax``: :func:`softmax_map` of the problem, ``target``: as in :func:`gap_by_sigma_max`.
-    With label smoothing the loss has an unconstrained minimum, which is the optimum when the ball
-    is not binding; the bound at the dual point 0 (logits with the smoothed labels as softmax)
-    certifies that case and is also tried. Returns inf where there is nothing to try."""
-    xp = array_namespace(Z)
-    scale, labels, delta = softmax
-    q = G / scale + labels
-    live, one = q > 0, xp.ones_like(q)
-    log_q = xp.log(xp.where(live, q, one))
-    candidates = [_flattened_softmax(xp, radius, Z, G, U, s, V, softmax, q, live, log_q)]
-    if bool(xp.all(labels > 0)):
-        candidates.append(xp.where(live, labels, one))
+    (module docstring; ``U, s, V``: the thin SVD of Z, from the projection that made it; ``target``:
+    as in :func:`gap_by_sigma_max`), the best over :func:`flattened_logits`; inf if there is none."""
     best = float("inf")
-    for moved in filter(lambda m: m is not None, candidates):
-        Zp = Z + (xp.log(moved) - log_q) / delta
+    for Zp in flattened_logits(Z, G, U, s, V, softmax, radius=radius):
         fp, Gp = value_grad(Zp)
         if np.isfinite(fp):
-            inner = float(xp.sum(Gp * Zp)) + f - fp
+            inner = float(array_namespace(Z).sum(Gp * Zp)) + f - fp
             best = min(best, gap_by_sigma_max(lambda sigma: certified_gap(inner, radius, sigma, abs(f) + abs(fp)),
                                               Gp, target))
     return best
 
 
-def _flattened_softmax(xp, radius, Z, G, U, s, V, softmax, q, live, log_q):
-    """The softmax whose gradient is G with its block on Z's resolved singular pairs set to -mu I,
-    mu chosen to maximise the bound (Newton on its derivative); None without resolved pairs."""
+def flattened_logits(Z, G, U, s, V, softmax, *, radius: float | None = None, penalty: float | None = None,
+                     row_scale=None) -> list:
+    """Logits at which a dual bound is tight near an optimum, from the logits Z, their gradient G and
+    the thin SVD U diag(s) V^T of the nuclear-norm variable Y = row_scale * Z (rows; Y = Z without
+    ``row_scale``); ``softmax``: :func:`softmax_map`. First the flattened point: the gradient with
+    respect to Y with its block on the resolved singular pairs set to -mu I, mu = ``penalty`` for the
+    penalized form, else chosen to maximise the bound over the ball of ``radius`` (Newton on its
+    derivative). Then, with label smoothing, the logits whose softmax is the smoothed labels: the
+    unconstrained minimum, the optimum where the ball or the penalty does not bind."""
+    xp = array_namespace(Z)
+    scale, labels, delta = softmax
+    q = G / scale + labels
+    live, one = q > 0, xp.ones_like(q)
+    log_q = xp.log(xp.where(live, q, one))
+    candidates = [_flattened_softmax(xp, Z, G, U, s, V, softmax, q, live, log_q, radius, penalty, row_scale)]
+    if bool(xp.all(labels > 0)):
+        candidates.append(xp.where(live, labels, one))
+    return [Z + (xp.log(m) - log_q) / delta for m in candidates if m is not None]
+
+
+def _flattened_softmax(xp, Z, G, U, s, V, softmax, q, live, log_q, radius, penalty, row_scale):
+    """The softmax of :func:`flattened_logits`' flattened point; None without resolved pairs."""
     resolved = s > RESOLVED * float(xp.max(s)) if s.shape[0] else s > 0
     if not bool(xp.any(resolved)):
         return None
     U, V = U[:, resolved], V[:, resolved]
     scale, labels, delta = softmax
     zero, one = xp.zeros_like(q), xp.ones_like(q)
-    M = U.T @ (G @ V)  # ~ -mu I at an optimum
-    UV = U @ V.T
-    start = xp.where(live, (G - U @ M @ V.T) / scale + labels, one)  # the moved softmax is start - mu rate
-    rate = xp.where(live, UV / scale, zero)
+    rows = 1.0 if row_scale is None else row_scale[:, None]
+    M = U.T @ ((G / rows) @ V)  # ~ -mu I at an optimum
+    left = U * rows  # the block, mapped back to the logits
+    start = xp.where(live, (G - left @ M @ V.T) / scale + labels, one)  # the moved softmax is start - mu rate
+    rate = xp.where(live, left @ V.T / scale, zero)
     floor = FLOOR * xp.where(live, q, one)
-    weight = UV / delta
-    inner = float(xp.sum(Z * UV))
 
     def moved(mu):
         return xp.maximum(start - mu * rate, floor)
+
+    if penalty is not None:
+        return moved(penalty)
+    UV = U @ V.T
+    weight = UV / delta
+    inner = float(xp.sum(Z * UV))
 
     def slope(mu):  # <Z'(mu), UV> - tau and its derivative in mu
         m = moved(mu)

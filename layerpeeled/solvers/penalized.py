@@ -13,7 +13,9 @@ Losses and penalties are >= 0, so mu|Y*|_* <= F* <= F =: mu tau, and the Y part 
 every logit moves together, so b* can be taken with sum 0; class j's loss alone then bounds
 b*_i - b*_j <= C_j = log(expm1(F/pi_j)) + 2 tau/sqrt(n_j) (|z*_jk| <= tau/sqrt(n_j)), hence
 |b*_i| <= B = max_j C_j (and <= sqrt(2F/lambda_b) for a decayed bias); the bias part is at most
-|grad_b h|_1 (|b|_inf + B). Every term vanishes at an optimum, so the bound closes.
+|grad_b h|_1 (|b|_inf + B). Every term vanishes at an optimum, so the bound closes. Without a bias
+the dense solver also evaluates this bound at the flattened dual point (:mod:`.certificate`),
+which is second order in the distance to the optimum where the bound at the iterate is first order.
 """
 from __future__ import annotations
 
@@ -24,8 +26,8 @@ import numpy as np
 
 from .proxgrad import proximal_gradient
 from .newton import FactoredProgram, first_order_then_newton
-from .certificate import gap_by_sigma_max
-from .nuclear import dense_check_every, objective_for, shrink_singular_values
+from .certificate import flattened_logits, gap_by_sigma_max, softmax_map
+from .nuclear import FLAT_EVERY, dense_check_every, objective_for, shrink_factored
 from .reduced import BlockLogits, ReducedProgram, group_row_scale
 from .result import SolveResult
 
@@ -217,7 +219,7 @@ def solve_penalized_reduced(problem, *, tol: float = 1e-9, max_iter: int = 20000
 class PenalizedDense:
     """The penalized form over x = (Y.ravel(), s b): K x K weighted logits and the class biases (scaled)."""
 
-    def __init__(self, problem, tol: float | None = None):
+    def __init__(self, problem, tol: float | None = None, check_every: int | None = None):
         _check_bias(problem)
         self.problem = problem
         self.K = problem.K
@@ -226,6 +228,9 @@ class PenalizedDense:
         self.objective = objective_for(problem)
         self.tol = tol  # inside the solver: the stopping test's relative gap (a cheaper sigma_max settles it)
         self._nuclear = (None, 0.0)
+        self._svd = None  # the latest proximal point and the thin SVD of its Y
+        self.softmax = softmax_map(problem, np.zeros(0))
+        self._checks, self._flat_every = 0, max(1, FLAT_EVERY // dense_check_every(problem.K, check_every))
         # The bias moves every logit of its class: its curvature (up to 1/2 + lambda_b) dwarfs that of
         # Y (up to max w_k/n_k / 2, ~1/(2N)), so one step size would crawl in Y (11 000 steps at
         # K = 200). x holds s*b, s chosen so that both blocks take the same step; split and pack
@@ -257,7 +262,10 @@ class PenalizedDense:
     def prox(self, v, step):
         Y, b = self.split(v)
         threshold = self.problem.mu * step
-        return self.pack(shrink_singular_values(Y, lambda s: np.maximum(s - threshold, 0.0)), b)
+        shrunk, *svd = shrink_factored(Y, lambda s: np.maximum(s - threshold, 0.0))
+        x = self.pack(shrunk, b)
+        self._svd = (x, *svd)  # for the flattened bound at x
+        return x
 
     def nuclear_norm(self, x) -> float:
         """|Y|_* from singular values, remembered for the last x (the solver asks for the gap and the
@@ -277,9 +285,30 @@ class PenalizedDense:
         F = f + self.problem.mu * nuc
         inner = float((GY * Y).sum())
         b = b - b.mean() if b.size else b  # cross-entropy ignores a common shift: centre as the bound assumes
-        return gap_by_sigma_max(
+        target = None if self.tol is None else self.tol * abs(F)
+        gap = gap_by_sigma_max(
             lambda sigma: penalized_gap(self.problem, F, inner, nuc, sigma, gb if self.has_bias else None, b),
-            GY, None if self.tol is None else self.tol * abs(F))
+            GY, target)
+        self._checks += 1
+        if (self.has_bias or self._svd is None or self._svd[0] is not x or self._checks % self._flat_every
+                or target is not None and gap <= target):
+            return gap
+        return min(gap, self.flattened_gap(Y, f, GY, F, nuc, target))
+
+    def flattened_gap(self, Y, f: float, GY, F: float, nuc: float, target) -> float:
+        """The gap at the flattened dual point (:mod:`.certificate`; without a bias): by convexity and
+        |Y*|_* <= tau, F* >= h(Y') - <grad h(Y'), Y'> - tau max(0, sigma_max(grad h(Y')) - mu) for any
+        Y', so :func:`penalized_gap` applies with <grad h(Y'), Y'> + h(Y) - h(Y') for <G, Y>."""
+        rows = self.scale[:, None]
+        best = float("inf")
+        for Zp in flattened_logits(Y / rows, GY * rows, *self._svd[1:], self.softmax, penalty=self.problem.mu,
+                                   row_scale=self.scale):
+            fp, Gp = self.objective(Zp)
+            if np.isfinite(fp):
+                inner = float((Gp * Zp).sum()) + f - fp
+                best = min(best, gap_by_sigma_max(lambda sigma: penalized_gap(self.problem, F, inner, nuc, sigma),
+                                                  Gp / rows, target))
+        return best
 
 
 def solve_penalized_dense(problem, *, tol: float = 1e-9, max_iter: int = 50000, callback=None,
@@ -287,7 +316,7 @@ def solve_penalized_dense(problem, *, tol: float = 1e-9, max_iter: int = 50000, 
     """The penalized model on K x K matrices (any counts), one symmetric eigendecomposition per step
     (the gap, checked every ``check_every`` steps, adds singular values: every 5th step past K = 100)."""
     start = time.perf_counter()
-    prog = PenalizedDense(problem, tol)
+    prog = PenalizedDense(problem, tol, check_every)
     x0 = np.zeros(problem.K**2 + (problem.K if prog.has_bias else 0))
     out = proximal_gradient(x0, prog.value_grad, prog.prox, prog.gap, lipschitz=prog.lipschitz, tol=tol,
                             max_iter=max_iter, callback=callback, check_every=dense_check_every(problem.K, check_every),
