@@ -60,10 +60,12 @@ def frank_wolfe_gap(Z, grad, radius: float, value: float, tol: float | None = No
                             None if tol is None else tol * abs(value))
 
 
-def softmax_map(problem, like):
+def softmax_map(problem, like=None):
     """(scale, labels, Delta) with grad f(Z) = scale * (softmax of the loss's mapped logits - labels),
     entrywise, for every loss of this package: scale_kj = (n_k/N) Delta_j, labels = (1 - eps) I + eps/K,
-    Delta_j the scale of logit j (1 but for vector scaling)."""
+    Delta_j the scale of logit j (1 but for vector scaling); on the namespace and device of ``like``
+    (default: numpy float64)."""
+    like = np.zeros(0) if like is None else like
     xp = array_namespace(like)
     K, device = problem.K, getattr(like, "device", None)
     coef = problem.loss.row_coefficients(problem.counts)
@@ -80,13 +82,22 @@ def flattened_dual_gap(value_grad, softmax, radius: float, Z, f: float, G, U, s,
     """An upper bound on f(Z) - min f over the ball of ``radius`` from the flattened dual point
     (module docstring; ``U, s, V``: the thin SVD of Z, from the projection that made it; ``target``:
     as in :func:`gap_by_sigma_max`), the best over :func:`flattened_logits`; inf if there is none."""
+    return least_dual_gap(value_grad, flattened_logits(Z, G, U, s, V, softmax, radius=radius), f,
+                          lambda inner, sigma, fp: certified_gap(inner, radius, sigma, abs(f) + abs(fp)), target)
+
+
+def least_dual_gap(value_grad, candidates, f: float, gap_of, target: float | None, row_scale=None) -> float:
+    """The least of the gaps at candidate logits Z' (inf without a finite one): ``gap_of(inner, sigma,
+    f(Z'))`` with inner = <grad f(Z'), Z'> + f - f(Z'), the linearisation of the smooth part at Z'
+    measured from the value f, and sigma bounds the spectral norm of the gradient with respect to
+    the nuclear-norm variable (row_scale * Z, rows), settled as in :func:`gap_by_sigma_max`."""
     best = float("inf")
-    for Zp in flattened_logits(Z, G, U, s, V, softmax, radius=radius):
+    for Zp in candidates:
         fp, Gp = value_grad(Zp)
         if np.isfinite(fp):
-            inner = float(array_namespace(Z).sum(Gp * Zp)) + f - fp
-            best = min(best, gap_by_sigma_max(lambda sigma: certified_gap(inner, radius, sigma, abs(f) + abs(fp)),
-                                              Gp, target))
+            inner = float(array_namespace(Zp).sum(Gp * Zp)) + f - fp
+            GY = Gp if row_scale is None else Gp / row_scale[:, None]
+            best = min(best, gap_by_sigma_max(lambda sigma: gap_of(inner, sigma, fp), GY, target))
     return best
 
 

@@ -138,7 +138,8 @@ def solve_nuclear(
     callback=None,
     x0=None,
 ) -> SolveResult:
-    """Solve the nuclear-norm form by projected gradient with spectral steps; certify by the Frank-Wolfe gap.
+    """Solve the nuclear-norm form by projected gradient with spectral steps; certify by the better of
+    the Frank-Wolfe gap and the flattened dual bound (:class:`NuclearBall`).
 
     ``backend='torch'`` runs on ``device`` (default: CUDA when available, else CPU) in float64.
     ``x0``: a K x K starting logit matrix (default: the balanced optimum, a simplex ETF).

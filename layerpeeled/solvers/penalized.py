@@ -26,7 +26,7 @@ import numpy as np
 
 from .proxgrad import proximal_gradient
 from .newton import FactoredProgram, first_order_then_newton
-from .certificate import flattened_logits, gap_by_sigma_max, softmax_map
+from .certificate import flattened_logits, gap_by_sigma_max, least_dual_gap, softmax_map
 from .nuclear import FLAT_EVERY, dense_check_every, objective_for, shrink_factored
 from .reduced import BlockLogits, ReducedProgram, group_row_scale
 from .result import SolveResult
@@ -229,8 +229,9 @@ class PenalizedDense:
         self.tol = tol  # inside the solver: the stopping test's relative gap (a cheaper sigma_max settles it)
         self._nuclear = (None, 0.0)
         self._svd = None  # the latest proximal point and the thin SVD of its Y
-        self.softmax = softmax_map(problem, np.zeros(0))
-        self._checks, self._flat_every = 0, max(1, FLAT_EVERY // dense_check_every(problem.K, check_every))
+        self.softmax = softmax_map(problem)
+        self.check_every = dense_check_every(problem.K, check_every)
+        self._checks, self._flat_every = 0, max(1, FLAT_EVERY // self.check_every)
         # The bias moves every logit of its class: its curvature (up to 1/2 + lambda_b) dwarfs that of
         # Y (up to max w_k/n_k / 2, ~1/(2N)), so one step size would crawl in Y (11 000 steps at
         # K = 200). x holds s*b, s chosen so that both blocks take the same step; split and pack
@@ -299,16 +300,11 @@ class PenalizedDense:
         """The gap at the flattened dual point (:mod:`.certificate`; without a bias): by convexity and
         |Y*|_* <= tau, F* >= h(Y') - <grad h(Y'), Y'> - tau max(0, sigma_max(grad h(Y')) - mu) for any
         Y', so :func:`penalized_gap` applies with <grad h(Y'), Y'> + h(Y) - h(Y') for <G, Y>."""
-        rows = self.scale[:, None]
-        best = float("inf")
-        for Zp in flattened_logits(Y / rows, GY * rows, *self._svd[1:], self.softmax, penalty=self.problem.mu,
-                                   row_scale=self.scale):
-            fp, Gp = self.objective(Zp)
-            if np.isfinite(fp):
-                inner = float((Gp * Zp).sum()) + f - fp
-                best = min(best, gap_by_sigma_max(lambda sigma: penalized_gap(self.problem, F, inner, nuc, sigma),
-                                                  Gp / rows, target))
-        return best
+        candidates = flattened_logits(Y / self.scale[:, None], GY * self.scale[:, None], *self._svd[1:], self.softmax,
+                                      penalty=self.problem.mu, row_scale=self.scale)
+        return least_dual_gap(self.objective, candidates, f,
+                              lambda inner, sigma, fp: penalized_gap(self.problem, F, inner, nuc, sigma), target,
+                              row_scale=self.scale)
 
 
 def solve_penalized_dense(problem, *, tol: float = 1e-9, max_iter: int = 50000, callback=None,
@@ -319,7 +315,7 @@ def solve_penalized_dense(problem, *, tol: float = 1e-9, max_iter: int = 50000, 
     prog = PenalizedDense(problem, tol, check_every)
     x0 = np.zeros(problem.K**2 + (problem.K if prog.has_bias else 0))
     out = proximal_gradient(x0, prog.value_grad, prog.prox, prog.gap, lipschitz=prog.lipschitz, tol=tol,
-                            max_iter=max_iter, callback=callback, check_every=dense_check_every(problem.K, check_every),
+                            max_iter=max_iter, callback=callback, check_every=prog.check_every,
                             total=prog.total)
     Y, b = prog.split(out.x)
     b = b - b.mean() if b.size else b
