@@ -5,7 +5,7 @@ from conftest import balanced_value
 
 from layerpeeled import LPMProblem, solve, step_counts
 from layerpeeled.problem import PenalizedLPM
-from layerpeeled.solvers import solve_nuclear
+from layerpeeled.solvers import nuclear, solve_nuclear
 from layerpeeled.solvers.nuclear import logit_objective
 from layerpeeled.losses import CrossEntropy
 
@@ -95,11 +95,11 @@ def test_three_solvers_agree_and_certificates_hold(seed):
 
 
 @pytest.mark.parametrize("seed", range(8))
-def test_reduced_and_dense_agree_on_wide_random_problems(seed):
+def test_reduced_and_dense_agree_on_wide_random_problems(seed, monkeypatch):
     """K from 3 to 200, counts over four decades in up to 12 groups, E_H E_W from 0.1 to 1000: the
-    reduced and the dense first-order solver land within their certified gaps of each other, with
-    the same rank, the SDP agrees where it is small, and the balanced factorisation reproduces the
-    value."""
+    reduced and the dense first-order solver (with proximal steps on full and on tracked partial
+    spectra) land within their certified gaps of each other, with the same rank, the SDP agrees
+    where it is small, and the balanced factorisation reproduces the value."""
     rng = np.random.default_rng(100 + seed)
     K = int(np.round(np.exp(rng.uniform(np.log(3), np.log(200)))))
     G = int(rng.integers(1, min(K, 12) + 1))
@@ -108,9 +108,12 @@ def test_reduced_and_dense_agree_on_wide_random_problems(seed):
     EH = float(10 ** rng.uniform(-0.5, 0.5)) * np.sqrt(product)
     P = LPMProblem(levels[rng.integers(0, G, size=K)], EH, product / EH)
     red, fo = solve(P, "reduced", tol=1e-9), solve(P, "first-order", tol=1e-9)
-    assert red.status == fo.status == "optimal"
-    assert abs(red.value - fo.value) <= red.gap + fo.gap
-    assert red.rank == fo.rank
+    monkeypatch.setattr(nuclear, "TRACK_FROM", 0)  # tracked wherever the subspace stays within K / 2
+    tracked = solve(P, "first-order", tol=1e-9)
+    assert red.status == fo.status == tracked.status == "optimal"
+    for dense in (fo, tracked):
+        assert abs(red.value - dense.value) <= red.gap + dense.gap
+        assert red.rank == dense.rank
     if K <= 12:  # the SDP (Clarabel) where it takes seconds: losses here reach 1e-10, below its
         sdp = solve(P, "sdp")  # absolute accuracy, so it is held to its own certificate, not to 1e-6
         assert red.value - red.gap <= sdp.value <= red.value + sdp.gap
@@ -275,3 +278,55 @@ def test_shrinking_singular_values_matches_the_svd(rng):
         threshold = 0.5 * s[0]
         soft = shrink_singular_values(Z, lambda v: np.maximum(v - threshold, 0.0))
         assert np.allclose(soft, (U * np.maximum(s - threshold, 0.0)) @ Vh, atol=1e-9 * s[0])
+
+
+def _nuclear_norm(Z):
+    return float(np.linalg.svd(Z, compute_uv=False).sum())
+
+
+def test_tracked_shrink_follows_a_solve_and_stays_feasible():
+    """Along a projected-gradient path of a long-tailed K = 150 problem the tracked proximal step
+    (partial spectrum) returns a feasible point with an orthonormal thin SVD at every step, keeps
+    tracking once it has started, and its points converge onto the full eigendecomposition's."""
+    from layerpeeled import long_tailed_counts
+    from layerpeeled.solvers.nuclear import TrackedShrink, etf_logits, objective_for, shrink_factored
+    from layerpeeled.solvers.proxgrad import project_l1_nonneg, proximal_gradient
+
+    P = LPMProblem(long_tailed_counts(150, 1000.0, n_max=5000), 5.0, 1.0)  # rank 57: tracked below K / 2
+    tau, tracked = P.radius, TrackedShrink(P.K, track=True)
+    ball = lambda s: project_l1_nonneg(s, tau)  # noqa: E731
+    errors, fallbacks = [], []
+
+    def project(Y, step):
+        fallbacks.append(tracked.basis is None)
+        Z, U, kept, V = tracked(Y, ball)
+        assert _nuclear_norm(Z) <= tau * (1 + 1e-12)
+        assert np.allclose(U.T @ U, np.eye(kept.size), atol=1e-9) and np.allclose(V.T @ V, np.eye(kept.size), atol=1e-9)
+        assert np.allclose((U * kept) @ V.T, Z, atol=1e-12 * tau)
+        exact = shrink_factored(Y, ball)[0]
+        errors.append(np.linalg.norm(Z - exact) / np.linalg.norm(exact))
+        return Z
+
+    proximal_gradient(etf_logits(P.K, tau), objective_for(P), project, lambda Z, f, g: np.inf,
+                      lipschitz=0.5 * float(P.weights.max()), tol=0.0, max_iter=80)
+    first = fallbacks.index(False)  # once the rank is below K / 2 (~10 steps), tracked for good
+    assert not any(fallbacks[first:]) and first <= 20
+    assert max(errors[-10:]) < 1e-7 and max(errors[-10:]) < 1e-2 * max(errors[first:first + 10])
+
+
+def test_tracked_shrink_on_a_poor_subspace_is_feasible_and_falls_back(rng):
+    """A subspace that misses Y's top pairs still gives a feasible point; one the kept pairs fill
+    hands over to the full eigendecomposition, whose answer is exact."""
+    from layerpeeled.solvers.nuclear import TrackedShrink, shrink_factored
+    from layerpeeled.solvers.proxgrad import project_l1_nonneg
+
+    Y = rng.normal(size=(60, 60)) * np.logspace(0, -2, 60)
+    s = np.linalg.svd(Y, compute_uv=False)
+    for radius in (0.2 * s.sum(), 0.9 * s.sum()):
+        ball = lambda v: project_l1_nonneg(v, radius)  # noqa: E731
+        tracked = TrackedShrink(60, track=True)
+        tracked.basis = np.linalg.qr(rng.normal(size=(60, 24)))[0]  # random: not Y's subspace
+        Z, U, kept, V = tracked(Y, ball)
+        assert _nuclear_norm(Z) <= radius * (1 + 1e-12)
+        if kept.size > 24 - 8:  # the kept pairs reached the margin: the full answer
+            assert np.allclose(Z, shrink_factored(Y, ball)[0], atol=1e-12 * s[0])

@@ -60,6 +60,21 @@ def frank_wolfe_gap(Z, grad, radius: float, value: float, tol: float | None = No
                             None if tol is None else tol * abs(value))
 
 
+def flattened_first(flattened, gap_of, G, V, target: float | None) -> float:
+    """min(``flattened()``, gap_of(sigma_max(G))) for the flattened bound and a gap that grows with
+    sigma_max (Frank-Wolfe's, the penalized form's), the flattened bound first: near an optimum it
+    is the smaller, and the other one's spectral computation is skipped where the flattened bound
+    settles the stopping test (``target``, as in :func:`gap_by_sigma_max`) or where gap_of(|G v|), a
+    floor of the other (v the top column of V, the nuclear-norm variable's right singular vectors,
+    ascending), already exceeds it."""
+    flat = flattened()
+    if target is not None and flat <= target:
+        return flat
+    if V.shape[1] and gap_of(float(array_namespace(G).linalg.vector_norm(G @ V[:, -1]))) >= flat:
+        return flat
+    return min(flat, gap_by_sigma_max(gap_of, G, target))
+
+
 def softmax_map(problem, like=None):
     """(scale, labels, Delta) with grad f(Z) = scale * (softmax of the loss's mapped logits - labels),
     entrywise, for every loss of this package: scale_kj = (n_k/N) Delta_j, labels = (1 - eps) I + eps/K,
@@ -132,8 +147,9 @@ def _flattened_softmax(xp, Z, G, U, s, V, softmax, q, live, log_q, radius, penal
     rows = 1.0 if row_scale is None else row_scale[:, None]
     M = U.T @ ((G / rows) @ V)  # ~ -mu I at an optimum
     left = U * rows  # the block, mapped back to the logits
-    start = xp.where(live, (G - left @ M @ V.T) / scale + labels, one)  # the moved softmax is start - mu rate
-    rate = xp.where(live, left @ V.T / scale, zero)
+    start = xp.where(live, (G - (left @ M) @ V.T) / scale + labels, one)  # the moved softmax is start - mu rate
+    UV = U @ V.T if penalty is None else None  # the constrained bound's direction (one product for both)
+    rate = xp.where(live, (left @ V.T if UV is None or row_scale is not None else UV) / scale, zero)
     floor = FLOOR * xp.where(live, q, one)
 
     def moved(mu):
@@ -141,7 +157,6 @@ def _flattened_softmax(xp, Z, G, U, s, V, softmax, q, live, log_q, radius, penal
 
     if penalty is not None:
         return moved(penalty)
-    UV = U @ V.T
     weight = UV / delta
     inner = float(xp.sum(Z * UV))
 

@@ -13,8 +13,8 @@ import numpy as np
 from array_api_compat import array_namespace
 
 from ..problem import LPMProblem
-from .certificate import flattened_dual_gap, frank_wolfe_gap, softmax_map
-from .proxgrad import check_interval, proximal_gradient, project_l1_nonneg
+from .certificate import flattened_dual_gap, flattened_first, frank_wolfe_gap, softmax_map
+from .proxgrad import certified_gap, check_interval, proximal_gradient, project_l1_nonneg
 from .result import SolveResult
 
 
@@ -68,14 +68,73 @@ def shrink_factored(Z, shrink):
     multiplied back (2 K^2 r flops instead of 2 K^3: the optimum of a long-tailed K = 1000 problem
     has rank ~330).
     """
-    xp = array_namespace(Z)
-    lam, V = xp.linalg.eigh(Z.T @ Z)  # ascending: what survives a shrinkage is the last r
+    return _shrink_fully(Z, shrink)[0]
+
+
+def _shrink_fully(Z, shrink):
+    """(:func:`shrink_factored`'s answer, all right singular vectors ascending, the number kept)."""
+    lam, V = array_namespace(Z).linalg.eigh(Z.T @ Z)  # ascending: what survives a shrinkage is the last r
+    s, shrunk, kept = _shrunk_spectrum(lam, shrink)
+    first = s.shape[0] - kept
+    U, Vk, sk = (Z @ V[:, first:]) / s[first:], V[:, first:], shrunk[first:]
+    return ((Z if shrunk is s else (U * sk) @ Vk.T), U, sk, Vk), V, kept
+
+
+def _shrunk_spectrum(lam, shrink):
+    """(s, shrink(s), how many pairs stay nonzero) from the eigenvalues lam of Z^T Z, ascending."""
+    xp = array_namespace(lam)
     s = xp.sqrt(xp.maximum(lam, 0.0 * lam))
     shrunk = shrink(s)
-    first = Z.shape[1] - int(xp.sum((shrunk > 0) & (s > 0)))  # a rounding-level theta < 0 lifts zeros
-    V = V[:, first:]
-    U, kept = (Z @ V) / s[first:], shrunk[first:]
-    return (Z if shrunk is s else (U * kept) @ V.T), U, kept, V
+    return s, shrunk, int(xp.sum((shrunk > 0) & (s > 0)))  # a rounding-level theta < 0 lifts zeros
+
+
+TRACK_FROM = 200  # K from which proximal steps track a partial spectrum (measured: benchmarks/README.md)
+MARGIN = 16  # columns a tracked subspace holds beyond the pairs kept (at least; 10 % at large rank)
+
+
+class TrackedShrink:
+    """:func:`shrink_factored` at the successive points of one solve, on a partial spectrum.
+
+    The pairs that survive a shrinkage are Y's top r; along a solve they change a little per step.
+    So the right singular subspace of the last step (r columns and a margin) is carried over, moved
+    by one subspace-iteration step Y^T Y Q, and a Rayleigh-Ritz step on it gives the top pairs:
+    ~5 products of 2 K^2 m flops and an m x m eigenproblem instead of a K x K one (whose
+    tridiagonal reduction alone costs more at K = 1000). Pairs outside the subspace are taken as
+    zeroed. The point returned is feasible whatever the subspace (orthonormal pairs with the kept
+    values) and the certificates hold at any point; a full eigendecomposition starts the tracking
+    and takes over when the kept pairs reach the margin, and tracking stops where the subspace
+    would exceed half of K (it then costs more than it saves)."""
+
+    def __init__(self, K: int, track: bool | None = None):
+        self.track = K >= TRACK_FROM if track is None else track
+        self.basis = None
+
+    def __call__(self, Y, shrink):
+        """shrink_factored(Y, shrink), from the tracked subspace where it holds the kept pairs."""
+        xp = array_namespace(Y)
+        if self.basis is not None:
+            Q = xp.linalg.qr(Y.T @ (Y @ self.basis))[0]  # one subspace-iteration step towards Y's top pairs
+            B = Y @ Q
+            lam, W = xp.linalg.eigh(B.T @ B)  # Rayleigh-Ritz: Y Q = (B W) W^T, B W with orthogonal columns
+            s, shrunk, kept = _shrunk_spectrum(lam, shrink)
+            m = s.shape[0]
+            if kept <= m - MARGIN // 2:  # else the kept pairs may reach beyond the subspace
+                V = Q @ W[:, -min(m, self._width(kept)):]
+                U, Vk, sk = (B @ W[:, m - kept:]) / s[m - kept:], V[:, V.shape[1] - kept:], shrunk[m - kept:]
+                self.basis = self._next(V, kept, Y.shape[1])
+                return (U * sk) @ Vk.T, U, sk, Vk
+        out, V, kept = _shrink_fully(Y, shrink)
+        self.basis = self._next(V, kept, Y.shape[1])
+        return out
+
+    @staticmethod
+    def _width(kept: int) -> int:
+        return kept + max(MARGIN, kept // 10)
+
+    def _next(self, V, kept: int, K: int):
+        """The subspace the next step starts from: the top kept columns of V and a margin."""
+        width = self._width(kept)
+        return V[:, -width:] if self.track and 0 < kept and width <= K // 2 else None
 
 
 def shrink_singular_values(Z, shrink):
@@ -95,31 +154,35 @@ class NuclearBall:
     """The constrained model's proximal step and certificate: projection onto the ball, which keeps
     the singular subspaces of the point it made, and the better of the Frank-Wolfe gap and the
     flattened dual bound there (:mod:`.certificate`; the latter on every check that is at least
-    FLAT_EVERY steps after the last one that tried it)."""
+    FLAT_EVERY steps after the last one that tried it, the former alone on the others)."""
 
     def __init__(self, problem: LPMProblem, value_grad, like, tol: float, check_every: int):
         self.radius, self.value_grad, self.tol = problem.radius, value_grad, tol
         self.softmax = softmax_map(problem, like)
         self.last = None  # the latest projection and its thin SVD
+        self.shrink = TrackedShrink(problem.K)
         self.flat_every, self.checks = max(1, FLAT_EVERY // check_every), 0
 
     def project(self, Z, step=0.0):
-        self.last = shrink_factored(Z, lambda s: project_l1_nonneg(s, self.radius))
+        self.last = self.shrink(Z, lambda s: project_l1_nonneg(s, self.radius))
         return self.last[0]
 
     def gap(self, Z, f: float, G) -> float:
-        gap = frank_wolfe_gap(Z, G, self.radius, f, self.tol)
         self.checks += 1
-        if gap <= self.tol * abs(f) or self.last is None or self.last[0] is not Z or self.checks % self.flat_every:
-            return gap
-        return min(gap, flattened_dual_gap(self.value_grad, self.softmax, self.radius, Z, f, G, *self.last[1:],
-                                           target=self.tol * abs(f)))
+        if self.last is None or self.last[0] is not Z or self.checks % self.flat_every:
+            return frank_wolfe_gap(Z, G, self.radius, f, self.tol)
+        inner, target = float(array_namespace(Z).sum(G * Z)), self.tol * abs(f)
+        return flattened_first(
+            lambda: flattened_dual_gap(self.value_grad, self.softmax, self.radius, Z, f, G, *self.last[1:], target),
+            lambda sigma: certified_gap(inner, self.radius, sigma, f), G, self.last[3], target)
 
 
 def dense_check_every(K: int, check_every: int | None = None) -> int:
     """How often a dense solver computes its gap: ``check_every`` when given, else every step up to
-    K = 100 and every 5th beyond (a gap costs a spectral computation, dear at large K)."""
-    return (1 if K <= 100 else 5) if check_every is None else check_interval(check_every)
+    K = 100 and every 10th beyond: there a check (spectral bounds, the flattened point) costs 2-3
+    steps, more than the 4-5 steps a 10-step interval overshoots by on average (measured 1.0-1.3x
+    faster than every 5th at K = 150-1000: benchmarks/README.md)."""
+    return (1 if K <= 100 else 10) if check_every is None else check_interval(check_every)
 
 
 def etf_logits(K: int, radius: float) -> np.ndarray:

@@ -26,8 +26,8 @@ import numpy as np
 
 from .proxgrad import proximal_gradient
 from .newton import FactoredProgram, first_order_then_newton
-from .certificate import flattened_logits, gap_by_sigma_max, least_dual_gap, softmax_map
-from .nuclear import FLAT_EVERY, dense_check_every, objective_for, shrink_factored
+from .certificate import flattened_first, flattened_logits, gap_by_sigma_max, least_dual_gap, softmax_map
+from .nuclear import FLAT_EVERY, TrackedShrink, dense_check_every, objective_for
 from .reduced import BlockLogits, ReducedProgram, group_row_scale
 from .result import SolveResult
 
@@ -229,6 +229,7 @@ class PenalizedDense:
         self.tol = tol  # inside the solver: the stopping test's relative gap (a cheaper sigma_max settles it)
         self._nuclear = (None, 0.0)
         self._svd = None  # the latest proximal point and the thin SVD of its Y
+        self.shrink = TrackedShrink(problem.K)
         self.softmax = softmax_map(problem)
         self.check_every = dense_check_every(problem.K, check_every)
         self._checks, self._flat_every = 0, max(1, FLAT_EVERY // self.check_every)
@@ -263,7 +264,7 @@ class PenalizedDense:
     def prox(self, v, step):
         Y, b = self.split(v)
         threshold = self.problem.mu * step
-        shrunk, *svd = shrink_factored(Y, lambda s: np.maximum(s - threshold, 0.0))
+        shrunk, *svd = self.shrink(Y, lambda s: np.maximum(s - threshold, 0.0))
         x = self.pack(shrunk, b)
         self._svd = (x, *svd)  # for the flattened bound at x
         return x
@@ -287,14 +288,12 @@ class PenalizedDense:
         inner = float((GY * Y).sum())
         b = b - b.mean() if b.size else b  # cross-entropy ignores a common shift: centre as the bound assumes
         target = None if self.tol is None else self.tol * abs(F)
-        gap = gap_by_sigma_max(
-            lambda sigma: penalized_gap(self.problem, F, inner, nuc, sigma, gb if self.has_bias else None, b),
-            GY, target)
+        gap_of = lambda sigma: penalized_gap(  # noqa: E731
+            self.problem, F, inner, nuc, sigma, gb if self.has_bias else None, b)
         self._checks += 1
-        if (self.has_bias or self._svd is None or self._svd[0] is not x or self._checks % self._flat_every
-                or target is not None and gap <= target):
-            return gap
-        return min(gap, self.flattened_gap(Y, f, GY, F, nuc, target))
+        if self.has_bias or self._svd is None or self._svd[0] is not x or self._checks % self._flat_every:
+            return gap_by_sigma_max(gap_of, GY, target)
+        return flattened_first(lambda: self.flattened_gap(Y, f, GY, F, nuc, target), gap_of, GY, self._svd[3], target)
 
     def flattened_gap(self, Y, f: float, GY, F: float, nuc: float, target) -> float:
         """The gap at the flattened dual point (:mod:`.certificate`; without a bias): by convexity and
@@ -310,7 +309,7 @@ class PenalizedDense:
 def solve_penalized_dense(problem, *, tol: float = 1e-9, max_iter: int = 50000, callback=None,
                           check_every: int | None = None) -> SolveResult:
     """The penalized model on K x K matrices (any counts), one symmetric eigendecomposition per step
-    (the gap, checked every ``check_every`` steps, adds singular values: every 5th step past K = 100)."""
+    (the gap, checked every ``check_every`` steps, adds singular values: every 10th step past K = 100)."""
     start = time.perf_counter()
     prog = PenalizedDense(problem, tol, check_every)
     x0 = np.zeros(problem.K**2 + (problem.K if prog.has_bias else 0))
