@@ -98,12 +98,13 @@ class TrackedShrink:
     The pairs that survive a shrinkage are Y's top r; along a solve they change a little per step.
     So the right singular subspace of the last step (r columns and a margin) is carried over, moved
     by one subspace-iteration step Y^T Y Q, and a Rayleigh-Ritz step on it gives the top pairs:
-    ~5 products of 2 K^2 m flops and an m x m eigenproblem instead of a K x K one (whose
-    tridiagonal reduction alone costs more at K = 1000). Pairs outside the subspace are taken as
-    zeroed. The point returned is feasible whatever the subspace (orthonormal pairs with the kept
-    values) and the certificates hold at any point; a full eigendecomposition starts the tracking
-    and takes over when the kept pairs reach the margin, and tracking stops where the subspace
-    would exceed half of K (it then costs more than it saves)."""
+    four products of K x K by K x m matrices (the rebuilt point's included), a QR and an m x m
+    eigenproblem instead of a K x K one (178 against 330 ms a step at K = 1000, rank 331). Pairs
+    outside the subspace are taken as zeroed. The point returned is feasible whatever the subspace
+    (orthonormal pairs with the kept values) and the certificates hold at any point. A full
+    eigendecomposition starts the tracking and takes over when the kept pairs reach the margin;
+    tracking stops where the subspace would exceed half of K (it then costs more than it saves).
+    ``track``: whether to track at all (default: from K = TRACK_FROM)."""
 
     def __init__(self, K: int, track: bool | None = None):
         self.track = K >= TRACK_FROM if track is None else track
