@@ -67,23 +67,25 @@ def config_problem(config: dict) -> LPMProblem | PenalizedLPM:
 def solve_warm(problem, warm: dict | None, method: str = "auto", tol: float = 1e-9):
     """``solve(problem)`` starting from the previous solve's solution kept in ``warm`` (a dict carried
     along a run of nearby solves; None: a cold solve), which then keeps this one's: a reduced solve
-    polishes the neighbour's reduced solution; a dense first-order solve of the constrained model
-    starts from the neighbour's logits scaled onto its own ball (fewer steps along a sweep in R;
-    measured in benchmarks/README.md)."""
+    polishes the neighbour's reduced solution; a dense first-order solve starts from the
+    neighbour's logits, scaled onto its own ball for the constrained model, with the neighbour's
+    bias for the penalized one (fewer steps along a sweep in R; measured in benchmarks/README.md)."""
     chosen = choose_method(problem) if method == "auto" else method
-    # the dense first-order solver takes a start for the constrained model with a trained classifier
-    dense = chosen.startswith("first-order") and isinstance(problem, LPMProblem) and problem.classifier != "etf"
+    penalized = isinstance(problem, PenalizedLPM)
+    # the dense first-order solvers take a start, but for the constrained model with a fixed classifier
+    dense = chosen.startswith("first-order") and (penalized or problem.classifier != "etf")
+    key = "penalized_logits" if penalized else "logits"
     options = {}
     if chosen == "reduced":
         options["warm"] = warm_start(warm)
-    elif dense and warm and "logits" in warm:
-        Z, radius = warm["logits"]
+    elif dense and warm and key in warm:
+        Z, scale_or_bias = warm[key]
         if Z.shape == (problem.K, problem.K):
-            options["x0"] = Z * (problem.radius / radius)
+            options.update({"x0": Z, "bias0": scale_or_bias} if penalized else {"x0": Z * (problem.radius / scale_or_bias)})
     result = solve(problem, method, tol=tol, **options)
     keep_warm(warm, result)
     if dense and warm is not None:
-        warm["logits"] = (result.logits, problem.radius)
+        warm[key] = (result.logits, result.bias if penalized else problem.radius)
     return result
 
 

@@ -314,12 +314,22 @@ class PenalizedDense:
 
 
 def solve_penalized_dense(problem, *, tol: float = 1e-9, max_iter: int = 50000, callback=None,
-                          check_every: int | None = None) -> SolveResult:
+                          check_every: int | None = None, x0=None, bias0=None) -> SolveResult:
     """The penalized model on K x K matrices (any counts), one symmetric eigendecomposition per step
-    (the gap, checked every ``check_every`` steps, adds singular values: every 10th step past K = 100)."""
+    (the gap, checked every ``check_every`` steps, adds singular values: every 10th step past K = 100).
+
+    ``x0``: K x K starting logits (default 0); ``bias0``: a starting bias, where the problem has one
+    (default 0)."""
     start = time.perf_counter()
     prog = PenalizedDense(problem, tol, check_every)
-    x0 = np.zeros(problem.K**2 + (problem.K if prog.has_bias else 0))
+    K = problem.K
+    Z0 = np.zeros((K, K)) if x0 is None else np.asarray(x0, dtype=float)
+    if Z0.shape != (K, K):
+        raise ValueError(f"x0 must be a {K} x {K} logit matrix, got shape {Z0.shape}")
+    b0 = np.zeros(K if prog.has_bias else 0) if bias0 is None or not prog.has_bias else np.asarray(bias0, float)
+    if b0.shape != ((K,) if prog.has_bias else (0,)):
+        raise ValueError(f"bias0 must hold {K} class biases, got shape {b0.shape}")
+    x0 = prog.pack(prog.scale[:, None] * Z0, b0)
     out = proximal_gradient(x0, prog.value_grad, prog.prox, prog.gap, lipschitz=prog.lipschitz, tol=tol,
                             max_iter=max_iter, callback=callback, check_every=prog.check_every,
                             total=prog.total)
