@@ -151,6 +151,19 @@ def project_nuclear(Z, radius: float):
 FLAT_EVERY = 5  # steps between flattened bounds: one costs more than a step up to K ~ 100
 
 
+class FlattenedSchedule:
+    """When a dense solver's gap check tries the flattened bound: on checks at least FLAT_EVERY steps
+    after the last one that did (``check_every`` steps apart), at the point the last proximal step
+    made (whose singular pairs the bound needs)."""
+
+    def __init__(self, check_every: int):
+        self.every, self.checks = max(1, FLAT_EVERY // check_every), 0
+
+    def due(self, point, made) -> bool:
+        self.checks += 1
+        return made is not None and made[0] is point and self.checks % self.every == 0
+
+
 class NuclearBall:
     """The constrained model's proximal step and certificate: projection onto the ball, which keeps
     the singular subspaces of the point it made, and the better of the Frank-Wolfe gap and the
@@ -162,15 +175,14 @@ class NuclearBall:
         self.softmax = softmax_map(problem, like)
         self.last = None  # the latest projection and its thin SVD
         self.shrink = TrackedShrink(problem.K)
-        self.flat_every, self.checks = max(1, FLAT_EVERY // check_every), 0
+        self.schedule = FlattenedSchedule(check_every)
 
     def project(self, Z, step=0.0):
         self.last = self.shrink(Z, lambda s: project_l1_nonneg(s, self.radius))
         return self.last[0]
 
     def gap(self, Z, f: float, G) -> float:
-        self.checks += 1
-        if self.last is None or self.last[0] is not Z or self.checks % self.flat_every:
+        if not self.schedule.due(Z, self.last):
             return frank_wolfe_gap(Z, G, self.radius, f, self.tol)
         inner, target = float(array_namespace(Z).sum(G * Z)), self.tol * abs(f)
         return flattened_first(

@@ -27,7 +27,7 @@ import numpy as np
 from .proxgrad import proximal_gradient
 from .newton import FactoredProgram, first_order_then_newton
 from .certificate import flattened_first, flattened_logits, gap_by_sigma_max, least_dual_gap, softmax_map
-from .nuclear import FLAT_EVERY, TrackedShrink, dense_check_every, objective_for
+from .nuclear import FlattenedSchedule, TrackedShrink, dense_check_every, objective_for
 from .reduced import BlockLogits, ReducedProgram, group_row_scale
 from .result import SolveResult
 
@@ -232,7 +232,7 @@ class PenalizedDense:
         self.shrink = TrackedShrink(problem.K)
         self.softmax = softmax_map(problem)
         self.check_every = dense_check_every(problem.K, check_every)
-        self._checks, self._flat_every = 0, max(1, FLAT_EVERY // self.check_every)
+        self.schedule = FlattenedSchedule(self.check_every)
         # The bias moves every logit of its class: its curvature (up to 1/2 + lambda_b) dwarfs that of
         # Y (up to max w_k/n_k / 2, ~1/(2N)), so one step size would crawl in Y (11 000 steps at
         # K = 200). x holds s*b, s chosen so that both blocks take the same step; split and pack
@@ -297,8 +297,7 @@ class PenalizedDense:
         target = None if self.tol is None else self.tol * abs(F)
         gap_of = lambda sigma: penalized_gap(  # noqa: E731
             self.problem, F, inner, nuc, sigma, gb if self.has_bias else None, b)
-        self._checks += 1
-        if self.has_bias or self._svd is None or self._svd[0] is not x or self._checks % self._flat_every:
+        if not self.schedule.due(x, self._svd) or self.has_bias:
             return gap_by_sigma_max(gap_of, GY, target)
         return flattened_first(lambda: self.flattened_gap(Y, f, GY, F, nuc, target), gap_of, GY, self._svd[3], target)
 
