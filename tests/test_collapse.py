@@ -182,7 +182,7 @@ def test_dense_sweep_starts_from_its_neighbour():
     problems = [LPMProblem(long_tailed_counts(30, rho, n_max=1000), EH, 1.0) for rho, EH in ((50.0, 5.0), (63.0, 5.0))]
     warm = {}
     solve_warm(problems[0], warm)
-    assert warm["logits"][0].shape == (30, 30)
+    assert warm["logits"]["x0"].shape == (30, 30)
     warmed, cold = solve_warm(problems[1], warm), solve_warm(problems[1], None)
     assert warmed.method == cold.method == "nuclear-numpy"
     assert abs(warmed.value - cold.value) <= warmed.gap + cold.gap
@@ -199,7 +199,7 @@ def test_penalized_dense_sweep_starts_from_its_neighbour(lb):
     problems = [PenalizedLPM(long_tailed_counts(30, rho, n_max=1000), 1e-3, 1e-3, lb) for rho in (50.0, 63.0)]
     warm = {}
     solve_warm(problems[0], warm)
-    assert warm["penalized_logits"][0].shape == (30, 30) and "logits" not in warm
+    assert warm["penalized_logits"]["x0"].shape == (30, 30) and "logits" not in warm
     warmed, cold = solve_warm(problems[1], warm), solve_warm(problems[1], None)
     assert warmed.method == cold.method == "first-order-numpy"
     assert abs(warmed.value - cold.value) <= warmed.gap + cold.gap

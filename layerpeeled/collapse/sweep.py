@@ -78,14 +78,14 @@ def solve_warm(problem, warm: dict | None, method: str = "auto", tol: float = 1e
     options = {}
     if chosen == "reduced":
         options["warm"] = warm_start(warm)
-    elif dense and warm and key in warm:
-        Z, scale_or_bias = warm[key]
-        if Z.shape == (problem.K, problem.K):
-            options.update({"x0": Z, "bias0": scale_or_bias} if penalized else {"x0": Z * (problem.radius / scale_or_bias)})
+    elif dense and warm and key in warm and warm[key]["x0"].shape == (problem.K, problem.K):
+        options = dict(warm[key])
+        if not penalized:  # the neighbour's logits, scaled onto this ball
+            options["x0"] = options["x0"] * (problem.radius / options.pop("radius"))
     result = solve(problem, method, tol=tol, **options)
     keep_warm(warm, result)
     if dense and warm is not None:
-        warm[key] = (result.logits, result.bias if penalized else problem.radius)
+        warm[key] = {"x0": result.logits, **({"bias0": result.bias} if penalized else {"radius": problem.radius})}
     return result
 
 

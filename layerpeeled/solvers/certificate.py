@@ -148,8 +148,8 @@ def _flattened_softmax(xp, Z, G, U, s, V, softmax, q, live, log_q, radius, penal
     M = U.T @ ((G / rows) @ V)  # ~ -mu I at an optimum
     left = U * rows  # the block, mapped back to the logits
     start = xp.where(live, (G - (left @ M) @ V.T) / scale + labels, one)  # the moved softmax is start - mu rate
-    UV = U @ V.T if penalty is None else None  # the constrained bound's direction (one product for both)
-    rate = xp.where(live, (left @ V.T if UV is None or row_scale is not None else UV) / scale, zero)
+    block = left @ V.T  # the direction of the block, in the logits
+    rate = xp.where(live, block / scale, zero)
     floor = FLOOR * xp.where(live, q, one)
 
     def moved(mu):
@@ -157,6 +157,7 @@ def _flattened_softmax(xp, Z, G, U, s, V, softmax, q, live, log_q, radius, penal
 
     if penalty is not None:
         return moved(penalty)
+    UV = block if row_scale is None else U @ V.T
     weight = UV / delta
     inner = float(xp.sum(Z * UV))
 

@@ -325,10 +325,10 @@ def solve_penalized_dense(problem, *, tol: float = 1e-9, max_iter: int = 50000, 
     Z0 = np.zeros((K, K)) if x0 is None else np.asarray(x0, dtype=float)
     if Z0.shape != (K, K):
         raise ValueError(f"x0 must be a {K} x {K} logit matrix, got shape {Z0.shape}")
-    b0 = np.zeros(K if prog.has_bias else 0) if bias0 is None or not prog.has_bias else np.asarray(bias0, float)
-    if b0.shape != ((K,) if prog.has_bias else (0,)):
+    b0 = np.zeros(K) if bias0 is None else np.asarray(bias0, dtype=float)
+    if prog.has_bias and b0.shape != (K,):
         raise ValueError(f"bias0 must hold {K} class biases, got shape {b0.shape}")
-    x0 = prog.pack(prog.scale[:, None] * Z0, b0)
+    x0 = prog.pack(prog.scale[:, None] * Z0, b0 if prog.has_bias else np.zeros(0))
     out = proximal_gradient(x0, prog.value_grad, prog.prox, prog.gap, lipschitz=prog.lipschitz, tol=tol,
                             max_iter=max_iter, callback=callback, check_every=prog.check_every,
                             total=prog.total)
