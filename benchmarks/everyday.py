@@ -1,6 +1,6 @@
 """Everyday use on a small shared machine (issue 9): `lpm solve` start-up against the bare import
 of numpy and scipy.linalg, and training / solver throughput under each thread setting while a
-second process keeps one core busy. Every cell runs in a fresh process (thread settings are read
+second process keeps one core busy (BLAS threads; the dense solver's row blocks). Every cell runs in a fresh process (thread settings are read
 when a library loads), and ratios compare cells of the same run."""
 from __future__ import annotations
 
@@ -39,10 +39,11 @@ print(json.dumps([rate(train_step), rate(eval_step)]))
 """
 
 SOLVE = """
-import json, time
+import json, sys, time
 from layerpeeled import LPMProblem, long_tailed_counts, solve
-P = LPMProblem(long_tailed_counts(200, 100.0, n_max=5000), 5.0, 1.0)
-t = time.perf_counter(); r = solve(P, "first-order", tol=1e-8)
+K, tol = int(sys.argv[1]), float(sys.argv[2])
+P = LPMProblem(long_tailed_counts(K, 100.0, n_max=5000), 5.0, 1.0)
+t = time.perf_counter(); r = solve(P, "first-order", tol=tol)
 print(json.dumps(time.perf_counter() - t))
 """
 
@@ -59,8 +60,8 @@ def busy_core(enabled: bool):
             proc.wait()
 
 
-def _run(code: str, env: dict, *argv) -> object:
-    out = subprocess.run([sys.executable, "-c", code, *argv], env={**os.environ, **env}, capture_output=True,
+def _run(code: str, env: dict, *argv, environ=os.environ) -> object:
+    out = subprocess.run([sys.executable, "-c", code, *argv], env={**environ, **env}, capture_output=True,
                          text=True, check=True).stdout
     return json.loads(out.strip().splitlines()[-1])
 
@@ -105,11 +106,24 @@ def run(args) -> str:
     for busy in (False, True):
         with busy_core(busy):
             for threads in ("1", "2"):
-                seconds = _run(SOLVE, {"OPENBLAS_NUM_THREADS": threads, "OMP_NUM_THREADS": threads})
+                seconds = _run(SOLVE, {"OPENBLAS_NUM_THREADS": threads, "OMP_NUM_THREADS": threads}, "200", "1e-8")
                 rows.append(["busy" if busy else "quiet", threads, seconds])
                 print(rows[-1], flush=True)
     out.append("\nFirst-order solve, long-tailed K = 200 to gap 1e-8, by numpy BLAS threads:\n")
     out.append(table(["machine", "BLAS threads", "seconds"], rows))
+    rows = []
+    for busy in (False, True):
+        with busy_core(busy):
+            for blocks in ("1", "2"):
+                env = {name: value for name, value in os.environ.items() if not name.endswith("NUM_THREADS")}
+                seconds = _run(SOLVE, {"LPM_THREADS": blocks}, str(args.split_K), "1e-7", environ=env)
+                rows.append(["busy" if busy else "quiet", blocks, seconds])
+                print(rows[-1], flush=True)
+        rows[-1].append(f"{rows[-1][2] / rows[-2][2]:.2f}x")
+        rows[-2].append("1.00x")
+    out.append(f"\nFirst-order solve, long-tailed K = {args.split_K} to gap 1e-7, BLAS on one thread, by row "
+               "blocks (LPM_THREADS):\n")
+    out.append(table(["machine", "row blocks", "seconds", "vs 1 block"], rows))
     return "\n".join(out)
 
 
@@ -117,3 +131,4 @@ def add_args(p):
     p.add_argument("--startup-repeats", type=int, default=5)
     p.add_argument("--train-model", default="cnn")
     p.add_argument("--cell-seconds", type=float, default=8.0, help="seconds per throughput cell")
+    p.add_argument("--split-K", type=int, default=1000, help="classes of the row-block solve")

@@ -238,29 +238,47 @@ def test_loss_must_be_a_loss():
 def test_dense_cpu_solves_run_on_one_thread(method, monkeypatch):
     """Unless the user exported a thread count, a dense solve on the CPU holds BLAS (and torch's
     pool, for the torch solver) to one thread (a busy second core makes two threads slower than
-    one) and gives the pools back afterwards."""
+    one), splits its large numpy work over LPM_THREADS row blocks (default: the cores) and gives
+    the pools back afterwards."""
     import torch
     from threadpoolctl import threadpool_info
 
     import layerpeeled.solvers as solvers
+    from layerpeeled.solvers import products
+    from layerpeeled.threads import THREAD_VARIABLES, available_cores
 
-    for name in solvers.THREAD_VARIABLES:
+    for name in THREAD_VARIABLES + ("LPM_THREADS",):
         monkeypatch.delenv(name, raising=False)
     pools = lambda: [pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"]
     seen, real = [], solvers.solve_nuclear
 
     def spy(*args, **kw):
-        seen.append((pools(), torch.get_num_threads()))
+        seen.append((pools(), torch.get_num_threads(), products._blocks.get()))
         return real(*args, **kw)
 
     before = (pools(), torch.get_num_threads())
     monkeypatch.setattr(solvers, "solve_nuclear", spy)
-    solve(LPMProblem(step_counts(3, 2, 10.0), 5.0, 1.0), method, device="cpu")
-    blas, torch_threads = seen[0]
-    assert all(n == 1 for n in blas)
+    problem = LPMProblem(step_counts(3, 2, 10.0), 5.0, 1.0)
+    solve(problem, method, device="cpu")
+    blas, torch_threads, blocks = seen[0]
+    assert all(n == 1 for n in blas) and blocks == min(available_cores(), 8)
     if method.endswith("torch"):
         assert torch_threads == 1
-    assert (pools(), torch.get_num_threads()) == before
+    assert (pools(), torch.get_num_threads()) == before and products._blocks.get() == 1
+    monkeypatch.setenv("LPM_THREADS", "3")
+    solve(problem, method, device="cpu")
+    assert seen[1][2] == 3
+    monkeypatch.delenv("LPM_THREADS")
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")  # the user's choice: their threads, no blocks of ours
+    solve(problem, method, device="cpu")
+    assert seen[2][2] == 1
+
+
+@pytest.mark.parametrize("value", ["0", "-2", "two", ""])
+def test_bad_solver_thread_count_is_named(value, monkeypatch):
+    monkeypatch.setenv("LPM_THREADS", value)
+    with pytest.raises(ValueError, match=f"LPM_THREADS must be a positive integer or 'auto', got {value!r}"):
+        solve(LPMProblem(step_counts(3, 2, 10.0), 5.0, 1.0), "first-order")
 
 
 def test_shrinking_singular_values_matches_the_svd(rng):

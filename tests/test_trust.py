@@ -13,6 +13,7 @@ from fakedata import idx_bytes, write_cifar, write_fashion
 
 from layerpeeled import LPMProblem, solve
 from layerpeeled.cli import THREAD_ENVIRONMENT, configure_threads, main
+from layerpeeled.threads import solver_threads
 from layerpeeled.jsonio import dumps, loads
 from layerpeeled.networks.config import make_config
 from layerpeeled.networks.data import DataError, load_cifar10, load_fashion_mnist
@@ -196,3 +197,7 @@ def test_thread_environment_defaults_yield_to_the_user():
     configure_threads(env)
     assert env["OMP_WAIT_POLICY"] == "ACTIVE"
     assert all(env[k] == v for k, v in THREAD_ENVIRONMENT.items() if k != "OMP_WAIT_POLICY")
+    assert env["LPM_THREADS"] == "auto"  # no thread count exported: dense solves split over the cores
+    env = {"OMP_NUM_THREADS": "1"}  # the user asked for one thread: no row blocks either
+    configure_threads(env)
+    assert "LPM_THREADS" not in env and solver_threads(env) == 1 and solver_threads({"LPM_THREADS": "2"}) == 2

@@ -10,11 +10,15 @@ import importlib
 import os
 import sys
 
+from ..threads import SOLVER_THREADS, user_set_threads
+
 COMMANDS = ("solve_cmd", "collapse_cmd", "train_cmd", "reproduce_cmd")
 # On a small machine shared with other work, spinning thread pools steal the cores they wait for:
 # OpenMP threads (torch) sleep while idle, and numpy's BLAS runs on one thread (our solves are many
-# small matrix operations that a second thread does not speed up but a busy core slows down 10x).
-# Set before numpy or torch is loaded; a value the user exported wins.
+# small matrix operations that a second thread does not speed up but a busy core slows down 10x);
+# large dense solves split their work over the cores by row blocks instead (LPM_THREADS, 'auto'
+# unless the user exported a thread count). Set before numpy or torch is loaded; a value the user
+# exported wins.
 THREAD_ENVIRONMENT = {"OMP_WAIT_POLICY": "PASSIVE", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 
 
@@ -28,6 +32,8 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
 
 
 def configure_threads(environ=os.environ) -> None:
+    if not user_set_threads(environ):
+        environ.setdefault(SOLVER_THREADS, "auto")
     for key, value in THREAD_ENVIRONMENT.items():
         environ.setdefault(key, value)
 

@@ -3,10 +3,11 @@ from __future__ import annotations
 
 import contextlib
 import math
-import os
 
 from ..problem import LPMProblem, PenalizedLPM
+from ..threads import solver_threads, user_set_threads
 from .nuclear import solve_nuclear, torch_device
+from .products import row_blocks
 from .fixed_etf import solve_fixed_etf
 from .penalized import solve_penalized_cvxpy, solve_penalized_dense, solve_penalized_reduced
 from .reduced import solve_reduced
@@ -92,33 +93,33 @@ def solve(problem: LPMProblem | PenalizedLPM, method: str = "auto", *, tol: floa
     return result
 
 
-THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "OMP_NUM_THREADS")
-
-
 @contextlib.contextmanager
 def one_thread(torch_cpu: bool = False):
-    """Dense solves on the CPU run on one thread: BLAS for numpy, and torch's own pool for the torch
-    solver on the CPU (``torch_cpu``). On a machine whose other core was busy, a second thread
-    made a K = 200 solve 2.9x slower with numpy and 2.5x with torch (benchmarks/README.md); on an
-    idle one it gained nothing there. A thread count the user exported wins. The ~1 ms this costs
-    is why the reduced solver (milliseconds, tiny matrices) does without."""
-    if any(name in os.environ for name in THREAD_VARIABLES):
-        yield
-        return
-    from threadpoolctl import threadpool_limits
-
-    with threadpool_limits(1, user_api="blas"):
-        if not torch_cpu:
+    """Dense solves on the CPU run BLAS on one thread, and torch's own pool for the torch solver on
+    the CPU (``torch_cpu``): on a machine whose other core was busy, a second thread made a K = 200
+    solve 2.9x slower with numpy and 2.5x with torch (benchmarks/README.md); on an idle one it gained
+    nothing there. Large numpy work is split into row blocks over the cores instead
+    (:mod:`.products`, ``LPM_THREADS``: :func:`layerpeeled.threads.solver_threads`). A thread count
+    the user exported wins. The ~1 ms this costs is why the reduced solver (milliseconds, tiny
+    matrices) does without."""
+    with row_blocks(solver_threads()):
+        if user_set_threads():
             yield
             return
-        import torch
+        from threadpoolctl import threadpool_limits
 
-        before = torch.get_num_threads()
-        torch.set_num_threads(1)
-        try:
-            yield
-        finally:
-            torch.set_num_threads(before)
+        with threadpool_limits(1, user_api="blas"):
+            if not torch_cpu:
+                yield
+                return
+            import torch
+
+            before = torch.get_num_threads()
+            torch.set_num_threads(1)
+            try:
+                yield
+            finally:
+                torch.set_num_threads(before)
 
 
 def _sdp_solver(method: str) -> str:

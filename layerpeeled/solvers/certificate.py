@@ -18,6 +18,7 @@ from __future__ import annotations
 import numpy as np
 from array_api_compat import array_namespace
 
+from .products import gram, matmul
 from .proxgrad import certified_gap
 
 FLOOR = 2.0**-10  # a softmax entry is moved down to at most this fraction of itself (never through 0)
@@ -36,7 +37,7 @@ def spectral_bounds(G) -> tuple[float, float]:
     if scale == 0.0:
         return 0.0, 0.0
     G = G / scale  # squares of gradients ~1e-200 (losses ~e^-600) would underflow
-    top = max(float(xp.linalg.eigvalsh(G.T @ G)[-1]), 0.0)
+    top = max(float(xp.linalg.eigvalsh(gram(G))[-1]), 0.0)
     return scale * top**0.5, scale * (top * (1.0 + K * eps) + 2.0 * K * eps * float(xp.sum(G * G))) ** 0.5
 
 
@@ -145,10 +146,10 @@ def _flattened_softmax(xp, Z, G, U, s, V, softmax, q, live, log_q, radius, penal
     scale, labels, delta = softmax
     zero, one = xp.zeros_like(q), xp.ones_like(q)
     rows = 1.0 if row_scale is None else row_scale[:, None]
-    M = U.T @ ((G / rows) @ V)  # ~ -mu I at an optimum
+    M = U.T @ matmul(G / rows, V)  # ~ -mu I at an optimum
     left = U * rows  # the block, mapped back to the logits
-    start = xp.where(live, (G - (left @ M) @ V.T) / scale + labels, one)  # the moved softmax is start - mu rate
-    block = left @ V.T  # the direction of the block, in the logits
+    start = xp.where(live, (G - matmul(left @ M, V.T)) / scale + labels, one)  # the moved softmax is start - mu rate
+    block = matmul(left, V.T)  # the direction of the block, in the logits
     rate = xp.where(live, block / scale, zero)
     floor = FLOOR * xp.where(live, q, one)
 
@@ -157,7 +158,7 @@ def _flattened_softmax(xp, Z, G, U, s, V, softmax, q, live, log_q, radius, penal
 
     if penalty is not None:
         return moved(penalty)
-    UV = block if row_scale is None else U @ V.T
+    UV = block if row_scale is None else matmul(U, V.T)
     weight = UV / delta
     inner = float(xp.sum(Z * UV))
 

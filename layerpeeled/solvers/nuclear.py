@@ -14,6 +14,7 @@ from array_api_compat import array_namespace
 
 from ..problem import LPMProblem
 from .certificate import flattened_dual_gap, flattened_first, frank_wolfe_gap, softmax_map
+from .products import for_row_blocks, gram, matmul
 from .proxgrad import certified_gap, check_interval, proximal_gradient, project_l1_nonneg
 from .result import SolveResult
 
@@ -52,8 +53,15 @@ def objective_for(problem: LPMProblem, like=None):
         coef = tuple(xp.asarray(np.ascontiguousarray(c), dtype=like.dtype, device=device) for c in coef)
 
     def value_grad(Z):
-        loss, d_target, d_others = problem.loss.rows(xp.linalg.diagonal(Z), Z, off, coef)
-        return float(xp.sum(w * loss)), w[:, None] * (d_others + eye * d_target[:, None])
+        diagonal, grad = xp.linalg.diagonal(Z), xp.empty_like(Z)
+
+        def rows(block):  # rows are independent: a block per core (products.for_row_blocks)
+            part = None if coef is None else tuple(c if c.shape[0] == 1 else c[block] for c in coef)
+            loss, d_target, d_others = problem.loss.rows(diagonal[block], Z[block], off[block], part)
+            grad[block] = w[block, None] * (d_others + eye[block] * d_target[:, None])
+            return float(xp.sum(w[block] * loss))
+
+        return sum(for_row_blocks(rows, K, Z)), grad
 
     return value_grad
 
@@ -73,17 +81,21 @@ def shrink_factored(Z, shrink):
 
 def _shrink_fully(Z, shrink):
     """(:func:`shrink_factored`'s answer, all right singular vectors ascending, the number kept)."""
-    lam, V = array_namespace(Z).linalg.eigh(Z.T @ Z)  # ascending: what survives a shrinkage is the last r
-    s, shrunk, kept = _shrunk_spectrum(lam, shrink)
+    lam, V = array_namespace(Z).linalg.eigh(gram(Z))  # ascending: what survives a shrinkage is the last r
+    s, shrunk, kept = _shrunk_spectrum(lam, shrink, Z.shape[0])
     first = s.shape[0] - kept
-    U, Vk, sk = (Z @ V[:, first:]) / s[first:], V[:, first:], shrunk[first:]
-    return ((Z if shrunk is s else (U * sk) @ Vk.T), U, sk, Vk), V, kept
+    U, Vk, sk = matmul(Z, V[:, first:]) / s[first:], V[:, first:], shrunk[first:]
+    return ((Z if shrunk is s else matmul(U * sk, Vk.T)), U, sk, Vk), V, kept
 
 
-def _shrunk_spectrum(lam, shrink):
-    """(s, shrink(s), how many pairs stay nonzero) from the eigenvalues lam of Z^T Z, ascending."""
+def _shrunk_spectrum(lam, shrink, rows: int):
+    """(s, shrink(s), how many pairs stay nonzero) from the eigenvalues lam of Z^T Z, ascending, Z
+    with ``rows`` rows. Eigenvalues within the Gram matrix's rounding (rows eps lam_max) count as 0:
+    their square roots (~1e-7 s_max where Z has a null space, as the balanced start does) are
+    rounding, and a left vector Z v / s made from one would not be a unit vector."""
     xp = array_namespace(lam)
-    s = xp.sqrt(xp.maximum(lam, 0.0 * lam))
+    floor = rows * 2.0**-52 * max(float(xp.max(lam)), 0.0) if lam.shape[0] else 0.0
+    s = xp.sqrt(xp.where(lam > floor, lam, 0.0 * lam))
     shrunk = shrink(s)
     return s, shrunk, int(xp.sum((shrunk > 0) & (s > 0)))  # a rounding-level theta < 0 lifts zeros
 
@@ -114,16 +126,16 @@ class TrackedShrink:
         """shrink_factored(Y, shrink), from the tracked subspace where it holds the kept pairs."""
         xp = array_namespace(Y)
         if self.basis is not None:
-            Q = xp.linalg.qr(Y.T @ (Y @ self.basis))[0]  # one subspace-iteration step towards Y's top pairs
-            B = Y @ Q
-            lam, W = xp.linalg.eigh(B.T @ B)  # Rayleigh-Ritz: Y Q = (B W) W^T, B W with orthogonal columns
-            s, shrunk, kept = _shrunk_spectrum(lam, shrink)
+            Q = xp.linalg.qr(matmul(Y.T, matmul(Y, self.basis)))[0]  # one subspace-iteration step towards Y's top pairs
+            B = matmul(Y, Q)
+            lam, W = xp.linalg.eigh(gram(B))  # Rayleigh-Ritz: Y Q = (B W) W^T, B W with orthogonal columns
+            s, shrunk, kept = _shrunk_spectrum(lam, shrink, Y.shape[0])
             m = s.shape[0]
             if kept <= m - MARGIN // 2:  # else the kept pairs may reach beyond the subspace
-                V = Q @ W[:, -min(m, self._width(kept)):]
-                U, Vk, sk = (B @ W[:, m - kept:]) / s[m - kept:], V[:, V.shape[1] - kept:], shrunk[m - kept:]
+                V = matmul(Q, W[:, -min(m, self._width(kept)):])
+                U, Vk, sk = matmul(B, W[:, m - kept:]) / s[m - kept:], V[:, V.shape[1] - kept:], shrunk[m - kept:]
                 self.basis = self._next(V, kept, Y.shape[1])
-                return (U * sk) @ Vk.T, U, sk, Vk
+                return matmul(U * sk, Vk.T), U, sk, Vk
         out, V, kept = _shrink_fully(Y, shrink)
         self.basis = self._next(V, kept, Y.shape[1])
         return out

@@ -51,7 +51,7 @@ def dask_client(scheduler: str | None = None, workers: int | None = None, thread
         finally:
             client.close()
         return
-    env = {"OMP_NUM_THREADS": threads, "OMP_WAIT_POLICY": "PASSIVE", "OPENBLAS_NUM_THREADS": 1,
+    env = {"OMP_NUM_THREADS": threads, "OMP_WAIT_POLICY": "PASSIVE", "OPENBLAS_NUM_THREADS": 1, "LPM_THREADS": threads,
            "MALLOC_TRIM_THRESHOLD_": 2**30, **(environ or {})}
     settings = {**WORKER_CONFIG, **{f"distributed.nanny.pre-spawn-environ.{k}": v for k, v in env.items()}}
     with dask.config.set(settings):
