@@ -18,6 +18,8 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Callable
 
+import numpy as np
+
 from ..losses import namespace
 
 
@@ -65,7 +67,8 @@ TINY = 2.0**-1022  # the smallest normal double: a curvature estimate never drop
 
 
 def _dot(a, b) -> float:
-    return float((a * b).sum())
+    """<a, b>: one BLAS dot product for numpy arrays (no product array), elementwise otherwise."""
+    return float(np.vdot(a, b)) if isinstance(a, np.ndarray) else float((a * b).sum())
 
 
 def check_interval(check_every) -> int:
