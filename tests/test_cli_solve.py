@@ -47,3 +47,43 @@ def test_readable_summary_prints_the_solution(capsys):
 def test_bad_input_exits_2_with_message(args, needle):
     proc = subprocess.run([sys.executable, "-m", "layerpeeled", "solve", *args], capture_output=True, text=True)
     assert proc.returncode == 2 and needle in proc.stderr
+
+
+def test_check_every_reaches_the_dense_solver(capsys):
+    """--check-every sets the steps between certificate checks: a converged run stops on a check."""
+    argv = ["solve", "--counts", "5000x3,500x3,50x3,5x3", "--method", "first-order", "--tol", "1e-8", "--json"]
+    assert main(argv + ["--check-every", "7"]) == 0
+    out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert out["status"] == "optimal" and out["iterations"] % 7 == 0 and out["gap"] <= 1e-8 * out["value"]
+
+
+@pytest.mark.parametrize("argv, needle", [
+    (["--check-every", "0", "--method", "first-order"], "check_every must be a positive integer (steps between gap checks), got 0"),
+    (["--check-every", "5"], "--check-every applies to the dense first-order solvers"),  # auto picks reduced here
+    (["--check-every", "5", "--method", "sdp"], "not to sdp"),
+])
+def test_check_every_outside_the_dense_solvers_is_refused(argv, needle, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["solve"] + argv)
+    assert exit_.value.code == 2 and needle in capsys.readouterr().err
+
+
+def test_long_dense_solves_report_their_gap(monkeypatch, capsys):
+    """From LONG_DENSE_K classes a dense solve gets a progress callback (shown on a terminal);
+    smaller ones and other methods run without."""
+    import layerpeeled.solvers as solvers
+    from layerpeeled.cli import solve_cmd
+
+    seen, real = [], solvers.solve
+
+    def spy(problem, method, **options):
+        seen.append(options.get("callback"))
+        return real(problem, method, **options)
+
+    monkeypatch.setattr(solvers, "solve", spy)
+    monkeypatch.setattr(solve_cmd, "LONG_DENSE_K", 6)
+    assert main(["solve", "--counts", "5000x3,50x3", "--method", "first-order", "--json"]) == 0
+    assert main(["solve", "--counts", "5000x2,50x2", "--method", "first-order", "--json"]) == 0
+    assert main(["solve", "--counts", "5000x3,50x3", "--json"]) == 0
+    assert callable(seen[0]) and seen[1] is None and seen[2] is None
+    seen[0](10, 2.0, 1e-3)  # what the solver calls it with: step, value, gap

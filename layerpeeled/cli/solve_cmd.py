@@ -1,10 +1,15 @@
 """``lpm solve``: solve one LPM and print its value, certificate and geometry."""
 from __future__ import annotations
 
+import contextlib
+import sys
+
 from .values import LOSS_HELP
 
 PAPER_COUNTS = "5000x5,50x5"  # the paper's K = 10, K_A = 5, R = 100 setting
 LONG_SOLVE_K = 30  # SDP solves beyond this many classes print the solver's iterations (unless --json)
+LONG_DENSE_K = 300  # dense first-order solves from this many classes (a second or more) show their gap on stderr
+DENSE_METHODS = ("first-order", "first-order-torch")
 
 
 def add_problem_args(p, counts_default: str | None = PAPER_COUNTS):
@@ -49,6 +54,9 @@ def register(sub):
     p.add_argument("--method", default="auto", choices=METHODS, help="solver")
     p.add_argument("--p", type=int, default=None, help="feature dimension of W, H (default: the optimum's rank)")
     p.add_argument("--tol", type=float, default=1e-9, help="certified relative gap to reach (gap <= tol * value)")
+    p.add_argument("--check-every", type=int, default=None,
+                   help="dense first-order solves: steps between certificate checks (default: every step up to "
+                        "K = 100, every 10th beyond)")
     p.add_argument("--force", action="store_true", help="run an SDP method beyond the size it solves in about a minute")
     p.add_argument("--json", action="store_true", help="print one strict JSON object on the last line")
     p.set_defaults(run=run)
@@ -56,16 +64,45 @@ def register(sub):
 
 def run(args) -> int:
     from ..jsonio import dumps
-    from ..solvers import solve
+    from ..problem import LPMProblem
+    from ..solvers import choose_method, solve
 
     problem = problem_from_args(args)
+    chosen = choose_method(problem) if args.method == "auto" else args.method
+    dense = chosen in DENSE_METHODS and not (isinstance(problem, LPMProblem) and problem.classifier == "etf")
     options = {}
+    if args.check_every is not None:
+        if not dense:
+            raise ValueError(f"--check-every applies to the dense first-order solvers (--method first-order or "
+                             f"first-order-torch), not to {chosen}")
+        options["check_every"] = args.check_every
     if args.method.startswith("sdp") and problem.K > LONG_SOLVE_K and not args.json:
         print(f"solving a {2 * problem.K} x {2 * problem.K} SDP; the solver reports its iterations:", flush=True)
         options["verbose"] = True
-    result = solve(problem, args.method, tol=args.tol, p=args.p, force=args.force, **options)
+    with _gap_progress(dense and problem.K >= LONG_DENSE_K, f"{chosen} K={problem.K}", args.tol) as callback:
+        if callback is not None:
+            options["callback"] = callback
+        result = solve(problem, args.method, tol=args.tol, p=args.p, force=args.force, **options)
     if args.json:
         print(dumps(result.to_dict()))
     else:
         print(result.summary())
     return 0 if result.status in ("optimal", "optimal_inaccurate") else 1
+
+
+@contextlib.contextmanager
+def _gap_progress(show: bool, label: str, tol: float):
+    """A solver callback showing steps and the certified relative gap on stderr (tqdm, on a terminal),
+    or None."""
+    if not show:
+        yield None
+        return
+    from tqdm.auto import tqdm
+
+    with tqdm(desc=label, unit=" steps", disable=None, file=sys.stderr) as bar:
+        def callback(step, value, gap):
+            bar.set_postfix_str(f"rel. gap {gap / abs(value):.1e} (tol {tol:g})" if value else f"gap {gap:.1e}",
+                                refresh=False)
+            bar.update(step - bar.n)
+
+        yield callback
