@@ -55,3 +55,24 @@ def test_split_dense_solve_agrees_with_the_whole_one(monkeypatch):
     split = solve(problem, "first-order", tol=1e-9)
     assert whole.status == split.status == "optimal"
     assert abs(whole.value - split.value) <= whole.gap + split.gap
+
+
+def _split_product_sum(seed):
+    rng = np.random.default_rng(seed)
+    A, B = rng.normal(size=(500, 50)), rng.normal(size=(50, 3))
+    with row_blocks(2):
+        return float(np.abs(matmul(A, B) - A @ B).max())
+
+
+@pytest.mark.timeout(60)
+def test_split_work_runs_in_forked_children_and_concurrent_threads():
+    """A forked child makes its own pool (the parent's threads do not come along), and solves
+    running in several threads at once share one."""
+    import multiprocessing
+    from concurrent.futures import ThreadPoolExecutor
+
+    assert _split_product_sum(0) < 1e-12  # the parent's pool exists now
+    with multiprocessing.get_context("fork").Pool(2) as children:
+        assert max(children.map(_split_product_sum, range(4))) < 1e-12
+    with ThreadPoolExecutor(4) as threads:
+        assert max(threads.map(_split_product_sum, range(8))) < 1e-12

@@ -13,13 +13,25 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import os
+import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
 SPLIT_FROM = 400  # rows from which work is split (measured: 1.05x slower at K = 300, 1.15x faster at 500)
 _blocks = contextvars.ContextVar("layerpeeled_row_blocks", default=1)
-_pool: tuple[int, int, ThreadPoolExecutor] | None = None  # (pid, workers, pool): a forked child makes its own
+_pool: tuple[int, ThreadPoolExecutor] | None = None  # (threads, pool)
+_pool_lock = threading.Lock()
+
+
+def _forget_pool() -> None:
+    """In a forked child: the parent's threads did not come along (nor may its lock be free)."""
+    global _pool, _pool_lock
+    _pool, _pool_lock = None, threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_pool)
 
 
 @contextlib.contextmanager
@@ -61,9 +73,11 @@ def for_row_blocks(work, rows: int, like=None) -> list:
 
 
 def _workers(count: int) -> ThreadPoolExecutor:
+    """The process's pool of at least ``count`` threads (solves may run in several threads at once)."""
     global _pool
-    if _pool is None or _pool[0] != os.getpid() or _pool[1] < count:
-        if _pool is not None and _pool[0] == os.getpid():
-            _pool[2].shutdown(wait=False)
-        _pool = (os.getpid(), count, ThreadPoolExecutor(count, thread_name_prefix="layerpeeled-matmul"))
-    return _pool[2]
+    with _pool_lock:
+        if _pool is None or _pool[0] < count:
+            if _pool is not None:
+                _pool[1].shutdown(wait=False)
+            _pool = (count, ThreadPoolExecutor(count, thread_name_prefix="layerpeeled-rows"))
+        return _pool[1]
