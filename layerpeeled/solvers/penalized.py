@@ -64,9 +64,14 @@ def penalized_gap(problem, F: float, inner: float, nuc: float, dual: float, g_bi
     gap = inner + mu * nuc + tau * max(0.0, dual - mu)
     size = abs(inner) + mu * nuc + tau * dual + abs(F)
     if g_bias is not None:
-        slack = float(np.abs(g_bias).sum()) * (float(np.abs(bias).max()) + bias_bound(problem, F, tau))
+        slack = bias_slack(problem, F, g_bias, bias)
         gap, size = gap + slack, size + slack
     return max(gap, 0.0) + 16 * EPS * size
+
+
+def bias_slack(problem, F: float, g_bias, bias) -> float:
+    """|g_bias|_1 (|bias|_inf + B) >= <g_bias, bias - b*>: the bias's part of the bound (module docstring)."""
+    return float(np.abs(g_bias).sum()) * (float(np.abs(bias).max(initial=0.0)) + bias_bound(problem, F, F / problem.mu))
 
 
 def _check_bias(problem):
@@ -303,8 +308,7 @@ class PenalizedDense:
             self.problem, F, inner, nuc, sigma, gb if self.has_bias else None, b)
         if self.has_bias:
             classic = gap_by_sigma_max(gap_of, GY, target)
-            slack = float(np.abs(gb).sum()) * (float(np.abs(b).max()) + bias_bound(self.problem, F, F / self.problem.mu))
-            if target is None or classic <= target or classic - slack > target:
+            if target is None or classic <= target or classic - bias_slack(self.problem, F, gb, b) > target:
                 return classic  # settled, or the Y part alone fails it: the balanced point cannot help
             return min(classic, self.balanced_gap(Y, b, f, F, nuc, target))
         if not self.schedule.due(x, self._svd):
@@ -338,8 +342,7 @@ class PenalizedDense:
         if not np.isfinite(loss):
             return math.inf
         inner = float(np.vdot(G, Z + b[None, :])) + f - loss
-        tau = F / self.problem.mu
-        bias_part = float(c @ c) / (2 * lb) if lb else float(np.abs(c).sum()) * bias_bound(self.problem, F, tau)
+        bias_part = float(c @ c) / (2 * lb) if lb else bias_slack(self.problem, F, c, 0.0)
         return gap_by_sigma_max(lambda sigma: penalized_gap(self.problem, F, inner + bias_part, nuc, sigma),
                                 G / self.scale[:, None], target)
 
