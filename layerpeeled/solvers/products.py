@@ -5,7 +5,7 @@ threads spin while they wait for each other, and with another process on the sec
 them made a K = 200 solve 2.9x slower than one. Row blocks of one product, Gram matrix or
 elementwise evaluation, each computed by a Python thread in one single-threaded numpy call (numpy
 releases the GIL there), wait for each other once per call: a busy core delays only the block on
-it (measured at K = 1000: 1.2-1.3x faster on an idle 2-core machine, 1.01-1.07x slower beside a
+it (measured at K = 1000: 1.2-1.3x faster on an idle 2-core machine, 1.01-1.08x slower beside a
 busy process; benchmarks/README.md). Only numpy arrays are split; torch keeps its own threads.
 """
 from __future__ import annotations
