@@ -9,7 +9,6 @@ from .values import LOSS_HELP
 PAPER_COUNTS = "5000x5,50x5"  # the paper's K = 10, K_A = 5, R = 100 setting
 LONG_SOLVE_K = 30  # SDP solves beyond this many classes print the solver's iterations (unless --json)
 LONG_DENSE_K = 300  # dense first-order solves from this many classes (a second or more) show their gap on stderr
-DENSE_METHODS = ("first-order", "first-order-torch")
 
 
 def add_problem_args(p, counts_default: str | None = PAPER_COUNTS):
@@ -64,12 +63,11 @@ def register(sub):
 
 def run(args) -> int:
     from ..jsonio import dumps
-    from ..problem import LPMProblem
-    from ..solvers import choose_method, solve
+    from ..solvers import choose_method, dense_logit_solver, solve
 
     problem = problem_from_args(args)
     chosen = choose_method(problem) if args.method == "auto" else args.method
-    dense = chosen in DENSE_METHODS and not (isinstance(problem, LPMProblem) and problem.classifier == "etf")
+    dense = dense_logit_solver(problem, chosen)
     options = {}
     if args.check_every is not None:
         if not dense:

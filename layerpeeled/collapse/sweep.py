@@ -9,7 +9,7 @@ from tqdm.auto import tqdm
 
 from ..losses import parse_loss
 from ..problem import LPMProblem, PenalizedLPM, step_counts
-from ..solvers import choose_method, solve
+from ..solvers import choose_method, dense_logit_solver, solve
 from ..solvers.newton import keep_warm, warm_start
 from ..sweeps import ResultStore, config_key
 from .mitigation import effective_counts
@@ -72,8 +72,7 @@ def solve_warm(problem, warm: dict | None, method: str = "auto", tol: float = 1e
     bias for the penalized one (fewer steps along a sweep in R; measured in benchmarks/README.md)."""
     chosen = choose_method(problem) if method == "auto" else method
     penalized = isinstance(problem, PenalizedLPM)
-    # the dense first-order solvers take a start, but for the constrained model with a fixed classifier
-    dense = chosen.startswith("first-order") and (penalized or problem.classifier != "etf")
+    dense = dense_logit_solver(problem, chosen)
     key = "penalized_logits" if penalized else "logits"
     options = {}
     if chosen == "reduced":

@@ -52,6 +52,13 @@ def choose_method(problem) -> str:
     return "first-order-torch" if cuda else "first-order"
 
 
+def dense_logit_solver(problem, method: str) -> bool:
+    """Whether ``method`` (a chosen one, not 'auto') runs a dense proximal solver of the K x K logits:
+    the constrained or penalized form's first-order solver, which take a start (``x0``) and
+    ``check_every``; the fixed-ETF model's first-order method takes neither."""
+    return method.startswith("first-order") and not (isinstance(problem, LPMProblem) and problem.classifier == "etf")
+
+
 def solve(problem: LPMProblem | PenalizedLPM, method: str = "auto", *, tol: float = 1e-9, p: int | None = None, force: bool = False,
           **options) -> SolveResult:
     """Solve ``problem`` to a certified relative gap ``tol`` (gap <= tol * value).

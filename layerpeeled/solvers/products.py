@@ -58,7 +58,10 @@ def matmul(A, B):
 def gram(A):
     """A^T A, as the sum of the Gram matrices of A's :func:`row_blocks` (each a symmetric BLAS
     product) for a numpy A of at least SPLIT_FROM rows."""
-    return sum(for_row_blocks(lambda rows: A[rows].T @ A[rows], A.shape[0], A))
+    total, *rest = for_row_blocks(lambda rows: A[rows].T @ A[rows], A.shape[0], A)
+    for part in rest:
+        total += part  # in place: each part is a fresh product
+    return total
 
 
 def for_row_blocks(work, rows: int, like=None) -> list:
@@ -66,9 +69,11 @@ def for_row_blocks(work, rows: int, like=None) -> list:
     :func:`row_blocks` computed concurrently from SPLIT_FROM rows (numpy releases the GIL in BLAS and
     in elementwise operations on large arrays), one slice otherwise or where ``like`` is not numpy."""
     blocks = _blocks.get() if rows >= SPLIT_FROM and (like is None or isinstance(like, np.ndarray)) else 1
+    if blocks == 1:
+        return [work(slice(0, rows))]
     edges = np.linspace(0, rows, blocks + 1).astype(int)
     slices = [slice(a, b) for a, b in zip(edges[:-1], edges[1:])]
-    pending = [_workers(blocks - 1).submit(work, block) for block in slices[1:]] if blocks > 1 else []
+    pending = [_workers(blocks - 1).submit(work, block) for block in slices[1:]]
     return [work(slices[0])] + [job.result() for job in pending]
 
 
